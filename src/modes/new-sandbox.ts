@@ -1,0 +1,57 @@
+import * as core from '@actions/core'
+import { lifecycleRuntime } from '../context.js'
+import type { Context } from '../context.js'
+import { newIdentity } from '../lifecycle/names.js'
+import { createSandbox } from '../lifecycle/sandbox.js'
+import type { Sandbox } from '../lifecycle/sandbox.js'
+import { saveCleanup, saveLease, saveMachineId } from '../state.js'
+
+/**
+ * Creates a sandbox for warmup or run. Its name is saved to the step's
+ * state before the create call: if the answer is lost or the step is
+ * cancelled, the post step can still find and delete it by name.
+ */
+export async function newSandbox(ctx: Context, keepIntent: boolean): Promise<Sandbox> {
+  const i = ctx.inputs
+  const identity = newIdentity(i.slug, ctx.env, i.keep)
+  saveLease({ ...identity, machineId: '', cleanup: 'delete' })
+  // Whatever happens next, the outputs already say what to stop.
+  core.setOutput('lease-id', identity.leaseId)
+  core.setOutput('slug', identity.slug)
+
+  // A sandbox nobody keeps gets a server-side lifetime as a backstop in case
+  // both this step and its post step die; a kept one gets ttl-minutes.
+  const oneShot = !keepIntent && !i.keepOnFailure
+  const ttlSeconds = i.ttlMinutes
+    ? i.ttlMinutes * 60
+    : oneShot
+      ? (i.timeoutMinutes + 60) * 60
+      : undefined
+
+  core.info(
+    `provisioning provider=smolvm lease=${identity.leaseId} slug=${identity.slug} name=${identity.name} image=${i.image} cpus=${i.cpus} memory_mb=${i.memoryMb} network=${i.network} keep=${keepIntent}`
+  )
+  const sandbox = await createSandbox(
+    ctx.client,
+    identity,
+    {
+      image: i.image,
+      workdir: i.workdir,
+      cpus: i.cpus,
+      memoryMb: i.memoryMb,
+      network: i.network,
+      ttlSeconds,
+      ephemeral: oneShot
+    },
+    lifecycleRuntime(ctx, (id) => {
+      saveMachineId(id)
+      core.setOutput('machine-id', id)
+    }),
+    ctx.cleanupClient
+  )
+  core.info(
+    `leased ${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} name=${sandbox.name}`
+  )
+  if (keepIntent) saveCleanup('keep')
+  return sandbox
+}

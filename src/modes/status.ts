@@ -1,0 +1,17 @@
+import * as core from '@actions/core'
+import type { Context } from '../context.js'
+import { resolveSandbox } from '../lifecycle/sandbox.js'
+import { setLeaseOutputs } from '../report/report.js'
+
+const READY = new Set(['running', 'started', 'ready', 'idle', 'active'])
+
+/** Reports the state of one sandbox. */
+export async function statusMode(ctx: Context): Promise<void> {
+  const sandbox = await resolveSandbox(ctx.client, ctx.inputs.ids[0] as string)
+  const ready = READY.has(sandbox.state.trim().toLowerCase())
+  core.info(
+    `${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} state=${sandbox.state} ready=${ready}`
+  )
+  setLeaseOutputs({ ...sandbox, reused: true, kept: true, cleanup: '' })
+  core.setOutput('state', sandbox.state)
+}

@@ -1,0 +1,85 @@
+import * as core from '@actions/core'
+import type { Context } from '../context.js'
+import { NotFoundError, resolveSandbox } from '../lifecycle/sandbox.js'
+import type { Sandbox } from '../lifecycle/sandbox.js'
+import { toEntries } from './list.js'
+import type { LeaseEntry } from './list.js'
+
+/**
+ * Deletes the sandboxes named by id, or those selected by workflow run
+ * and age. A sandbox that is already gone counts as stopped.
+ */
+export async function stopMode(ctx: Context): Promise<void> {
+  const targets = ctx.inputs.stopSelection ? await select(ctx) : await named(ctx)
+  const stopped: string[] = []
+  const failed: string[] = []
+  for (const target of targets) {
+    if (ctx.inputs.dryRun) {
+      core.info(`would stop lease=${target.leaseId} machine=${target.machineId} slug=${target.slug}`)
+      stopped.push(target.leaseId)
+      continue
+    }
+    try {
+      const result = await ctx.client.deleteMachine(target.machineId)
+      core.info(
+        result === 'gone'
+          ? `lease=${target.leaseId} machine=${target.machineId} was already gone`
+          : `released lease=${target.leaseId} machine=${target.machineId}`
+      )
+      stopped.push(target.leaseId)
+    } catch (error) {
+      core.error(`Could not stop ${target.leaseId} (${target.machineId}): ${(error as Error).message}`)
+      failed.push(target.leaseId)
+    }
+  }
+  core.setOutput('leases', JSON.stringify(stopped))
+  await core.summary
+    .addHeading(ctx.inputs.dryRun ? 'smolvm stop (dry run)' : 'smolvm stop', 3)
+    .addRaw(
+      `${ctx.inputs.dryRun ? 'Would stop' : 'Stopped'} ${stopped.length} sandbox(es): ${stopped.join(', ') || 'none'}`,
+      true
+    )
+    .write()
+    .catch(() => undefined)
+  if (failed.length > 0) {
+    throw new Error(`Could not stop ${failed.length} sandbox(es): ${failed.join(', ')}; run mode stop again with these ids.`)
+  }
+}
+
+async function named(ctx: Context): Promise<Pick<Sandbox, 'leaseId' | 'machineId' | 'slug'>[]> {
+  const out: Sandbox[] = []
+  for (const id of ctx.inputs.ids) {
+    try {
+      out.push(await resolveSandbox(ctx.client, id))
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error
+      core.info(`${id}: no such sandbox; it is already gone.`)
+    }
+  }
+  return out
+}
+
+/** Sandboxes matching stop-run and older-than. */
+export function selectEntries(
+  entries: LeaseEntry[],
+  runId: string | undefined,
+  olderThanMs: number | undefined,
+  now: number
+): LeaseEntry[] {
+  return entries.filter((e) => {
+    if (runId !== undefined && (e.runId !== runId || e.handedOver)) return false
+    if (olderThanMs !== undefined) {
+      const created = e.createdAt ? Date.parse(e.createdAt) : NaN
+      if (Number.isNaN(created) || now - created < olderThanMs) return false
+    }
+    return true
+  })
+}
+
+async function select(ctx: Context): Promise<LeaseEntry[]> {
+  const sel = ctx.inputs.stopSelection
+  const entries = toEntries(await ctx.client.listMachines())
+  const chosen = selectEntries(entries, sel?.runId, sel?.olderThanMs, Date.now())
+  core.info(`${chosen.length} of ${entries.length} sandboxes match the selection.`)
+  return chosen
+}
