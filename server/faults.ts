@@ -1,6 +1,8 @@
 // Fault injection for the local smolfleet server: tests queue faults here and
 // the server consumes them as matching requests or machine starts arrive.
 
+import { MAX_TIMER_MS } from './errors.js'
+
 export interface FaultMatch {
   method?: string
   /** Regex source tested against the request path, e.g. '/exec$'. */
@@ -16,7 +18,12 @@ export type Fault =
       match?: FaultMatch
       times?: number
     }
-  | { kind: 'drop'; when: 'before' | 'after'; match?: FaultMatch; times?: number }
+  | {
+      kind: 'drop'
+      when: 'before' | 'after'
+      match?: FaultMatch
+      times?: number
+    }
   | { kind: 'delay'; ms: number; match?: FaultMatch; times?: number }
   | { kind: 'errorState'; times?: number }
   | { kind: 'slowStart'; ms: number; times?: number }
@@ -30,7 +37,10 @@ export interface FaultController {
 }
 
 type RequestFault = Extract<Fault, { kind: 'status' | 'drop' | 'delay' }>
-type StartFault = Extract<Fault, { kind: 'errorState' | 'slowStart' | 'stuckStart' }>
+type StartFault = Extract<
+  Fault,
+  { kind: 'errorState' | 'slowStart' | 'stuckStart' }
+>
 
 /** What the server does with a request after the matching delays. */
 export type RequestAction =
@@ -58,7 +68,7 @@ export class Faults implements FaultController {
   private startFaults: Queued<StartFault>[] = []
 
   add(fault: Fault): void {
-    const left = fault.times ?? 1
+    const left = fault.times === -1 ? Infinity : (fault.times ?? 1)
     if (!(left > 0)) {
       throw new Error(`fault times must be positive, got ${String(left)}`)
     }
@@ -92,7 +102,9 @@ export class Faults implements FaultController {
       this.consume(this.requestFaults, queued)
       const fault = queued.fault
       if (fault.kind === 'delay') {
-        await new Promise((resolve) => setTimeout(resolve, fault.ms))
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(fault.ms, MAX_TIMER_MS))
+        )
         continue
       }
       if (fault.kind === 'status') return fault
@@ -141,7 +153,7 @@ export function parseWireFaults(value: unknown): Fault[] {
 }
 
 function parseWireFault(item: unknown, index: number): Fault {
-  const where = `fault ${index}`
+  const where = `fault ${String(index)}`
   if (!isObject(item)) throw new Error(`${where} must be a JSON object`)
   const times = wireTimes(item.times, where)
   const match = wireMatch(item.match, where)

@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import type { Writable } from 'node:stream'
 import { promisify } from 'node:util'
+import { errorCode, errorMessage, MAX_TIMER_MS } from './errors.js'
 
 const INSTALL_HINT = 'apt-get install -y bubblewrap busybox-static'
 
@@ -164,21 +165,26 @@ export class GuestHost {
       }
     }
 
-    child.stdout?.on('data', (chunk: Buffer) => sink('stdout', chunk))
-    child.stderr?.on('data', (chunk: Buffer) => sink('stderr', chunk))
+    child.stdout?.on('data', (chunk: Buffer) => {
+      sink('stdout', chunk)
+    })
+    child.stderr?.on('data', (chunk: Buffer) => {
+      sink('stderr', chunk)
+    })
     feed(child.stdin, spec.stdin ?? '')
     feed(
       child.stdio[3] as Writable | null,
       typeof spec.command === 'string' ? spec.command : ''
     )
 
+    const timeoutMs = (spec.timeoutSeconds ?? Infinity) * 1000
     const timer =
-      spec.timeoutSeconds === undefined
+      timeoutMs > MAX_TIMER_MS
         ? undefined
         : setTimeout(() => {
             timedOut = true
             killGroup()
-          }, spec.timeoutSeconds * 1000)
+          }, timeoutMs)
 
     const done = new Promise<ExecOutcome>((resolve) => {
       let settled = false
@@ -201,7 +207,7 @@ export class GuestHost {
 
     return {
       done,
-      kill: () => {
+      kill: (): void => {
         killed = true
         killGroup()
       }
@@ -233,7 +239,11 @@ export class GuestHost {
     const pending = relPath.split('/')
     const resolved: string[] = []
     let links = 0
-    for (let part = pending.shift(); part !== undefined; part = pending.shift()) {
+    for (
+      let part = pending.shift();
+      part !== undefined;
+      part = pending.shift()
+    ) {
       if (part === '' || part === '.') continue
       if (part === '..') {
         resolved.pop()
@@ -324,7 +334,7 @@ export class GuestHost {
     if (outcome.exitCode !== 0 || text !== 'ok') {
       throw new Error(
         `bubblewrap could not start a busybox guest (exit ` +
-          `${outcome.exitCode}): ${text}. The server needs bwrap with ` +
+          `${String(outcome.exitCode)}): ${text}. The server needs bwrap with ` +
           `namespaces allowed and a static busybox: ${INSTALL_HINT}`
       )
     }
@@ -339,7 +349,9 @@ async function buildBin(busybox: string, binDir: string): Promise<void> {
   const { stdout } = await promisify(execFile)(busybox, ['--list'])
   for (const applet of stdout.split('\n')) {
     if (applet === '' || applet === 'busybox' || applet.includes('/')) continue
-    await fs.symlink('busybox', path.join(binDir, applet)).catch(() => undefined)
+    await fs
+      .symlink('busybox', path.join(binDir, applet))
+      .catch(() => undefined)
   }
 }
 
@@ -366,7 +378,9 @@ async function findExecutable(
 }
 
 function spawnFailure(error: unknown): Buffer {
-  return Buffer.from(`sh: cannot run the command: ${describeSpawnError(error)}\n`)
+  return Buffer.from(
+    `sh: cannot run the command: ${describeSpawnError(error)}\n`
+  )
 }
 
 function feed(stream: Writable | null, text: string): void {
@@ -378,16 +392,13 @@ function feed(stream: Writable | null, text: string): void {
 
 function signalNumber(signal: NodeJS.Signals | null): number {
   if (signal === null) return 127
-  return os.constants.signals[signal] ?? 127
+  const signals: Partial<Record<string, number>> = os.constants.signals
+  return signals[signal] ?? 127
 }
 
 function describeSpawnError(error: unknown): string {
-  if (isErrno(error) && error.code === 'E2BIG') {
+  if (errorCode(error) === 'E2BIG') {
     return 'Argument list too long (an argument or env value is over 128 KiB)'
   }
-  return error instanceof Error ? error.message : String(error)
-}
-
-function isErrno(error: unknown): error is NodeJS.ErrnoException {
-  return error instanceof Error && 'code' in error
+  return errorMessage(error)
 }

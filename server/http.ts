@@ -2,6 +2,7 @@
 // request bodies, and server-sent events.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { errorMessage } from './errors.js'
 
 /** An error answer; its message becomes the text/plain body. */
 export class ApiError extends Error {
@@ -100,7 +101,7 @@ export function parseJsonBody(body: Buffer): unknown {
   try {
     return JSON.parse(source) as unknown
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error)
+    const reason = errorMessage(error)
     throw new ApiError(400, `request body is not valid JSON: ${reason}`)
   }
 }
@@ -123,10 +124,12 @@ export async function sendReply(
     'cache-control': 'no-cache'
   })
   res.flushHeaders()
+  // The client may hang up at any time; the command still runs to its end.
+  const open = (): boolean => !res.destroyed
   await reply.stream((event, data) => {
-    if (!res.destroyed) res.write(formatEvent(event, data))
+    if (open()) res.write(formatEvent(event, data))
   })
-  if (!res.destroyed) res.end()
+  if (open()) res.end()
 }
 
 /**

@@ -17,6 +17,7 @@ import {
 } from './guest.js'
 import { ApiError, bytes, empty, json, sse, type Reply } from './http.js'
 import { parseCreate, parseExec, type ExecBody } from './validate.js'
+import { errorCode, errorMessage, MAX_TIMER_MS } from './errors.js'
 
 export interface FleetOptions {
   maxMachines?: number
@@ -60,7 +61,8 @@ export class Fleet {
     if (max !== undefined && this.machines.size >= max) {
       throw new ApiError(
         422,
-        `machine quota exceeded: ${this.machines.size} of ${max} machines ` +
+        `machine quota exceeded: ${String(this.machines.size)} of ` +
+          `${String(max)} machines ` +
           'in use'
       )
     }
@@ -102,16 +104,19 @@ export class Fleet {
     this.machines.set(id, machine)
     try {
       await this.guests.create(id, spec.workdir)
+      // close() may have run while the disk was being made.
+      if (this.isClosed()) throw new ApiError(503, 'server is shutting down')
     } catch (error) {
       this.machines.delete(id)
       await this.guests.remove(id)
       throw error
     }
 
-    if (spec.ttlSeconds !== undefined) {
+    const ttlMs = (spec.ttlSeconds ?? Infinity) * 1000
+    if (ttlMs <= MAX_TIMER_MS) {
       machine.ttlTimer = setTimeout(() => {
         this.remove(id, false).catch(() => undefined)
-      }, spec.ttlSeconds * 1000)
+      }, ttlMs)
       machine.ttlTimer.unref()
     }
     return json(201, machine.record)
@@ -133,13 +138,15 @@ export class Fleet {
     const action = this.faults.takeForStart()
     this.setState(machine, 'starting')
     if (action.kind === 'stuck') return json(200, {})
-    const delay =
-      action.kind === 'slow' ? action.ms : this.options.startDelayMs
+    const delay = action.kind === 'slow' ? action.ms : this.options.startDelayMs
     const next = action.kind === 'error' ? 'error' : 'running'
-    machine.startTimer = setTimeout(() => {
-      machine.startTimer = undefined
-      this.setState(machine, next)
-    }, delay)
+    machine.startTimer = setTimeout(
+      () => {
+        machine.startTimer = undefined
+        this.setState(machine, next)
+      },
+      Math.min(delay, MAX_TIMER_MS)
+    )
     machine.startTimer.unref()
     return json(200, {})
   }
@@ -166,14 +173,6 @@ export class Fleet {
         amountUsd: 0
       }
     })
-  }
-
-  /** The command text for the request log, before the run starts. */
-  commandOf(body: unknown): string | undefined {
-    const command = (body as { command?: unknown } | null)?.command
-    if (typeof command === 'string') return command.slice(0, 200)
-    if (Array.isArray(command)) return command.join(' ').slice(0, 200)
-    return undefined
   }
 
   async exec(id: string, body: unknown): Promise<Reply> {
@@ -214,7 +213,7 @@ export class Fleet {
           if (text !== '') send(stream, text)
         })
       } catch (error) {
-        send('error', error instanceof Error ? error.message : String(error))
+        send('error', errorMessage(error))
         return
       }
       for (const stream of ['stdout', 'stderr'] as const) {
@@ -234,7 +233,10 @@ export class Fleet {
       await fs.mkdir(path.dirname(hostPath), { recursive: true })
       await fs.writeFile(hostPath, data)
     } catch (error) {
-      throw new ApiError(400, `cannot write /${relPath}: ${errorCode(error)}`)
+      throw new ApiError(
+        400,
+        `cannot write /${relPath}: ${errorCode(error) ?? errorMessage(error)}`
+      )
     }
     return empty(204)
   }
@@ -318,6 +320,10 @@ export class Fleet {
     return machine
   }
 
+  private isClosed(): boolean {
+    return this.closed
+  }
+
   private setState(machine: Machine, state: State): void {
     const now = Date.now()
     if (machine.runningSince !== undefined) {
@@ -345,9 +351,4 @@ async function killAll(machine: Machine): Promise<void> {
 
 function copy(record: MachineRecord): MachineRecord {
   return JSON.parse(JSON.stringify(record)) as MachineRecord
-}
-
-function errorCode(error: unknown): string {
-  if (error instanceof Error && 'code' in error) return String(error.code)
-  return error instanceof Error ? error.message : String(error)
 }

@@ -27,6 +27,8 @@ import {
   type Reply
 } from './http.js'
 import { Fleet } from './machines.js'
+import { commandForLog } from './validate.js'
+import { errorMessage } from './errors.js'
 
 export interface ServerOptions {
   /** Default 0 (a random port). The server always listens on 127.0.0.1. */
@@ -74,9 +76,10 @@ export async function startServer(
   options: ServerOptions = {}
 ): Promise<SmolfleetServer> {
   const ownDataDir = options.dataDir === undefined
-  const dataDir = ownDataDir
-    ? await fs.mkdtemp(path.join(os.tmpdir(), 'smolfleet-'))
-    : path.resolve(options.dataDir as string)
+  const dataDir =
+    options.dataDir === undefined
+      ? await fs.mkdtemp(path.join(os.tmpdir(), 'smolfleet-'))
+      : path.resolve(options.dataDir)
   await fs.mkdir(dataDir, { recursive: true })
 
   let guests: GuestHost
@@ -98,14 +101,26 @@ export async function startServer(
   })
 
   const server = createServer((req, res) => {
-    api.handle(req, res).catch((error: unknown) => answerCrash(res, error))
+    api.handle(req, res).catch((error: unknown) => {
+      answerCrash(res, error)
+    })
   })
-  await listen(server, options.port ?? 0)
+  try {
+    await listen(server, options.port ?? 0)
+  } catch (error) {
+    await guests.dispose()
+    if (ownDataDir) await fs.rm(dataDir, { recursive: true, force: true })
+    throw error
+  }
   const { port } = server.address() as AddressInfo
 
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    const closed = new Promise<void>((resolve) => {
+      server.close(() => {
+        resolve()
+      })
+    })
     server.closeAllConnections()
     await closed
     await fleet.dispose()
@@ -114,22 +129,23 @@ export async function startServer(
   }
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${String(port)}`,
     faults,
-    requests: () => api.log.map((entry) => ({ ...entry })),
-    clearRequests: () => {
+    requests: (): RecordedRequest[] => api.log.map((entry) => ({ ...entry })),
+    clearRequests: (): void => {
       api.log.length = 0
     },
-    machines: () => fleet.snapshot(),
-    guestPath: (machineId, guestAbsPath) => {
+    machines: (): MachineRecord[] => fleet.snapshot(),
+    guestPath: (machineId: string, guestAbsPath: string): string => {
       const root = guests.rootOf(machineId)
       const hostPath = path.join(root, guestAbsPath)
-      if (path.dirname(root) !== dataDir || !hostPath.startsWith(root)) {
+      const inside = hostPath === root || hostPath.startsWith(root + path.sep)
+      if (path.dirname(root) !== dataDir || !inside) {
         throw new Error(`not a guest path: ${machineId} ${guestAbsPath}`)
       }
       return hostPath
     },
-    close: async () => {
+    close: async (): Promise<void> => {
       closing ??= close()
       return closing
     }
@@ -187,7 +203,11 @@ class Api {
     entry.bodyBytes = size
     if (action.kind === 'status') {
       entry.status = action.status
-      await sendReply(res, faultReply(action.status, action.body, action.headers), headers)
+      await sendReply(
+        res,
+        faultReply(action.status, action.body, action.headers),
+        headers
+      )
       return
     }
 
@@ -222,7 +242,8 @@ class Api {
       return await this.route(method, pathname, query, body, entry)
     } catch (error) {
       if (error instanceof ApiError) return text(error.status, error.message)
-      throw error
+      const message = errorMessage(error)
+      return text(500, `internal error: ${message}`)
     }
   }
 
@@ -269,7 +290,7 @@ class Api {
     }
     if (method === 'POST' && (rest === '/exec' || rest === '/exec/stream')) {
       const request = parseJsonBody(body)
-      entry.command = fleet.commandOf(request)
+      entry.command = commandForLog(request)
       if (rest === '/exec') return fleet.exec(machineId, request)
       return fleet.execStream(machineId, request)
     }
@@ -293,7 +314,7 @@ class Api {
     try {
       reply = this.controlReply(method, pathname, body)
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error)
+      const message = errorMessage(error)
       const status = error instanceof ApiError ? error.status : 400
       reply = text(status, message)
     }
@@ -318,7 +339,10 @@ class Api {
         } else if (Number.isInteger(bytes) && (bytes as number) >= 0) {
           this.faults.maxBodyBytes = bytes as number
         } else {
-          throw new ApiError(400, 'bytes must be a non-negative integer or null')
+          throw new ApiError(
+            400,
+            'bytes must be a non-negative integer or null'
+          )
         }
         return empty(204)
       }
@@ -343,7 +367,7 @@ function filePathOf(raw: string): string {
       'file path must be relative to the guest root, without a leading slash'
     )
   }
-  const parts = raw.split('/').map(decode)
+  const parts = raw.split('/').map(decode).join('/').split('/')
   if (parts.some((part) => part === '..' || part.includes('\0'))) {
     throw new ApiError(400, `file path must not contain "..": ${raw}`)
   }
@@ -363,7 +387,7 @@ function answerCrash(res: ServerResponse, error: unknown): void {
     res.destroy()
     return
   }
-  const message = error instanceof Error ? error.message : String(error)
+  const message = errorMessage(error)
   res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
   res.end(`internal error: ${message}`)
 }

@@ -72,7 +72,11 @@ export function parseCreate(body: unknown): CreateSpec {
   return {
     name,
     source: { type: 'image', reference },
-    resources: { cpus: cpus ?? 1, memoryMb: memoryMb ?? 512, diskGb: diskGb ?? 10 },
+    resources: {
+      cpus: cpus ?? 1,
+      memoryMb: memoryMb ?? 512,
+      diskGb: diskGb ?? 10
+    },
     network,
     workdir,
     env,
@@ -87,7 +91,7 @@ export function parseExec(body: unknown): ExecBody {
     if (command === '') schema('command must not be empty')
   } else if (Array.isArray(command)) {
     if (command.length === 0) schema('command must not be an empty array')
-    command.forEach((arg, i) => string(arg, `command[${i}]`))
+    command.forEach((arg, i) => string(arg, `command[${String(i)}]`))
     if (command[0] === '') schema('command[0] must not be empty')
   } else {
     schema('command must be a string or an array of strings')
@@ -105,6 +109,14 @@ export function parseExec(body: unknown): ExecBody {
       positiveNumber
     )
   }
+}
+
+/** The command text for the request log, read before any checks. */
+export function commandForLog(body: unknown): string | undefined {
+  const command = isObject(body) ? body.command : undefined
+  if (typeof command === 'string') return command.slice(0, 200)
+  if (Array.isArray(command)) return command.join(' ').slice(0, 200)
+  return undefined
 }
 
 function parseNetwork(value: unknown): CreateSpec['network'] {
@@ -141,7 +153,7 @@ function guestDir(value: string, field: string): string {
   const mounted = NOT_ON_DISK.some(
     (dir) => normal === dir || normal.startsWith(`${dir}/`)
   )
-  if (mounted) schema(`${field} must not be under ${normal.split('/')[1]}`)
+  if (mounted) schema(`${field} must be on the machine's disk, not ${normal}`)
   return normal
 }
 
@@ -188,7 +200,7 @@ function positiveNumber(value: unknown, field: string): number {
 
 function stringList(value: unknown, field: string): string[] {
   if (!Array.isArray(value)) schema(`${field} must be an array of strings`)
-  return value.map((item, i) => string(item, `${field}[${i}]`))
+  return value.map((item, i) => string(item, `${field}[${String(i)}]`))
 }
 
 function envMap(value: unknown, field: string): Record<string, string> {
