@@ -122,7 +122,7 @@ async function listCandidates(
   return out
 }
 
-/** True when `dir` is the top of its own work tree (a checked-out submodule). */
+/** True when `dir` is the top of its own work tree: a checked-out submodule. */
 async function isWorkTreeTop(dir: string): Promise<boolean> {
   const r = await git(dir, ['rev-parse', '--show-prefix'])
   return r.code === 0 && r.stdout.toString('utf8').trim() === ''
@@ -172,7 +172,8 @@ async function describe(
     return null
   }
   const mode = st.mode & 0o7777
-  if (st.isFile()) return { path, size: st.size, kind: 'file', mode }
+  const mtimeMs = st.mtimeMs
+  if (st.isFile()) return { path, size: st.size, kind: 'file', mode, mtimeMs }
   if (!st.isSymbolicLink()) return null
 
   const target = await readlink(abs, { encoding: 'buffer' })
@@ -181,7 +182,7 @@ async function describe(
     skipped.push(path)
     return null
   }
-  return { path, size: st.size, kind: 'symlink', mode, linkTarget }
+  return { path, size: st.size, kind: 'symlink', mode, linkTarget, mtimeMs }
 }
 
 async function mapLimited<T, R>(

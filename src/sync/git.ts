@@ -22,9 +22,19 @@ export function git(cwd: string, args: string[]): Promise<GitResult> {
       { cwd, encoding: 'buffer', maxBuffer: GIT_MAX_BUFFER },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : error.code
+        if (code === 'ENOENT') {
+          fail(
+            new SyncInputError(
+              'git was not found on PATH; the sync needs it to list the ' +
+                "repository's files. Install git, or set sync: false."
+            )
+          )
+          return
+        }
         if (typeof code !== 'number') {
-          // No exit code: git is missing or the output overflowed.
-          fail(new Error(`Running git ${args[0] ?? ''} failed: ${error?.message}`))
+          // No exit code: the output overflowed or git could not start.
+          const why = error?.message ?? String(code)
+          fail(new Error(`Running git ${args[0] ?? ''} failed: ${why}`))
           return
         }
         done({ code, stdout, stderr: stderr.toString('utf8').trim() })
@@ -37,8 +47,9 @@ export function git(cwd: string, args: string[]): Promise<GitResult> {
 export async function gitOutput(cwd: string, args: string[]): Promise<Buffer> {
   const r = await git(cwd, args)
   if (r.code !== 0) {
+    const command = `git ${args.join(' ')}`
     throw new Error(
-      `git ${args.join(' ')} failed in ${cwd} (exit code ${r.code}): ${r.stderr}`
+      `${command} failed in ${cwd} (exit code ${r.code}): ${r.stderr}`
     )
   }
   return r.stdout

@@ -42,8 +42,7 @@ export function checkSyncSize(
     if (t.failFiles > 0 && files >= t.failFiles) {
       reason = `${files} files >= limit ${t.failFiles}`
     } else if (t.failBytes > 0 && list.bytes >= t.failBytes) {
-      reason =
-        `${humanBytes(list.bytes)} >= limit ${humanBytes(t.failBytes)}`
+      reason = `${humanBytes(list.bytes)} >= limit ${humanBytes(t.failBytes)}`
     }
     if (reason !== undefined) {
       throw new SyncInputError(
@@ -118,9 +117,7 @@ function readThresholds(env: NodeJS.ProcessEnv, log: SyncLog): Thresholds {
 }
 
 function isTrue(value: string | undefined): boolean {
-  return ['1', 'true', 'yes', 'on'].includes(
-    (value ?? '').trim().toLowerCase()
-  )
+  return ['1', 'true', 'yes', 'on'].includes((value ?? '').trim().toLowerCase())
 }
 
 /** The five first path segments holding the most files, `.` for the root. */

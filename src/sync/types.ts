@@ -1,4 +1,4 @@
-/** Where the sync module writes its log lines (the action passes @actions/core). */
+/** Where the sync writes its log lines (the action passes @actions/core). */
 export interface SyncLog {
   info(message: string): void
   warning(message: string): void
@@ -15,6 +15,8 @@ export interface SyncFile {
   /** lstat permission bits (the archive keeps only "executable or not"). */
   mode: number
   linkTarget?: string
+  /** lstat mtime; the archive stores it so tools that compare times work. */
+  mtimeMs?: number
 }
 
 export interface FileList {

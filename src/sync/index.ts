@@ -1,0 +1,7 @@
+export { SyncInputError } from './errors.js'
+export { listSyncFiles } from './file-list.js'
+export { checkSyncRoot } from './git.js'
+export { checkSyncSize } from './size-guard.js'
+export { syncToGuest } from './sync-to-guest.js'
+export type { SyncOptions, SyncReport } from './sync-to-guest.js'
+export type { FileList, SyncFile, SyncLog } from './types.js'
