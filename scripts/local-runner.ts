@@ -8,7 +8,8 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
-export const DIST = resolve('dist')
+// Where the bundles live; the demo and the tests run from the repository root.
+export const DIST = resolve(process.env.SMOLVM_ACTION_DIST ?? 'dist')
 
 export interface StepResult {
   code: number | null

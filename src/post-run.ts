@@ -18,11 +18,12 @@ import type { SavedLease } from './state.js'
 export async function run(): Promise<void> {
   const lease = loadLease()
   if (!lease || lease.cleanup !== 'delete') {
-    core.info(
-      lease?.cleanup === 'keep'
-        ? `Sandbox ${lease.leaseId} is kept on purpose; nothing to clean up.`
-        : 'Nothing to clean up.'
-    )
+    const why = !lease
+      ? 'this step created no sandbox'
+      : lease.cleanup === 'keep'
+        ? `sandbox ${lease.leaseId} is kept on purpose`
+        : `the main step already deleted sandbox ${lease.leaseId}`
+    core.info(`Nothing to clean up: ${why}.`)
     return
   }
   const apiKey = readApiKey()
