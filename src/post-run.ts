@@ -59,9 +59,10 @@ async function deleteLease(client: SmolfleetClient, lease: SavedLease): Promise<
   let machineId = lease.machineId
   if (!machineId) {
     // Main saved the name before the create call but never learned the id
-    // (lost answer, cancellation): look the machine up by its name.
-    const machines = await client.listMachines()
-    const found = machines.find((m) => m.name === lease.name)
+    // (lost answer, cancellation): look the machine up by its name. A create
+    // cut off by cancellation may still be under way on the server, so look
+    // a few times before concluding that it never happened.
+    const found = await findByName(client, lease.name)
     if (!found) return `Sandbox ${lease.leaseId} was never created or is already gone.`
     machineId = found.id
   }
@@ -69,6 +70,20 @@ async function deleteLease(client: SmolfleetClient, lease: SavedLease): Promise<
   return result === 'gone'
     ? `Sandbox ${lease.leaseId} (${machineId}) was already gone.`
     : `Deleted sandbox ${lease.leaseId} (${machineId}).`
+}
+
+const LOOKUPS = 4
+const LOOKUP_GAP_MS = 3000
+
+async function findByName(
+  client: SmolfleetClient,
+  name: string
+): Promise<{ id: string } | undefined> {
+  for (let i = 1; ; i++) {
+    const found = (await client.listMachines()).find((m) => m.name === name)
+    if (found || i >= LOOKUPS) return found
+    await new Promise((resolve) => setTimeout(resolve, LOOKUP_GAP_MS))
+  }
 }
 
 async function summary(text: string, keptLeaseId?: string): Promise<void> {

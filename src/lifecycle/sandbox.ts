@@ -4,6 +4,7 @@
 
 import type { SmolfleetClient } from '../smolfleet/client.js'
 import { ApiError, TransportError } from '../smolfleet/errors.js'
+import { TRANSIENT_STATUSES } from '../smolfleet/retry.js'
 import type { MachineRecord, NetworkMode } from '../smolfleet/types.js'
 import { parseMachineName } from './names.js'
 import type { LeaseIdentity } from './names.js'
@@ -49,7 +50,7 @@ export async function createSandbox(
   rt: LifecycleRuntime,
   cleanupClient: SmolfleetClient = client
 ): Promise<Sandbox> {
-  const machine = await createOrAdopt(client, identity, shape)
+  const machine = await createOrAdopt(client, identity, shape, rt)
   rt.onMachineId(machine.id)
   try {
     await startMachine(client, machine.id, rt)
@@ -64,7 +65,8 @@ export async function createSandbox(
 async function createOrAdopt(
   client: SmolfleetClient,
   identity: LeaseIdentity,
-  shape: SandboxShape
+  shape: SandboxShape,
+  rt: LifecycleRuntime
 ): Promise<MachineRecord> {
   const body = {
     name: identity.name,
@@ -79,17 +81,28 @@ async function createOrAdopt(
     try {
       return await client.createMachine(body)
     } catch (error) {
-      // The name is ours alone, so a machine with it is the one we asked
-      // for: after a lost answer, or when a 409 says it already exists.
-      const lost = error instanceof TransportError
+      // Create is never simply re-sent. The name is ours alone, so after a
+      // lost answer, a 5xx that may have acted, or a 409, a machine with
+      // that name is the one we asked for; only when there is none is the
+      // create sent again.
+      const maybe =
+        error instanceof TransportError ||
+        (error instanceof ApiError && TRANSIENT_STATUSES.has(error.status))
       const exists = error instanceof ApiError && error.status === 409
-      if (!lost && !exists) throw error
+      if (!maybe && !exists) throw error
       const found = await findByName(client, identity.name)
-      if (found) return found
-      if (exists || attempt >= 3) throw error
+      if (found) {
+        rt.log(`Adopted ${found.id}, created under our name ${identity.name} although the create answer was lost.`)
+        return found
+      }
+      if (exists || attempt >= CREATE_ATTEMPTS) throw error
+      rt.log(`${(error as Error).message}; no machine has our name, so the create is sent again (attempt ${attempt + 1} of ${CREATE_ATTEMPTS}).`)
+      await rt.sleep(500 * 2 ** attempt)
     }
   }
 }
+
+const CREATE_ATTEMPTS = 4
 
 async function findByName(
   client: SmolfleetClient,

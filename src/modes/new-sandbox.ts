@@ -4,7 +4,10 @@ import type { Context } from '../context.js'
 import { newIdentity } from '../lifecycle/names.js'
 import { createSandbox } from '../lifecycle/sandbox.js'
 import type { Sandbox } from '../lifecycle/sandbox.js'
+import { ApiError } from '../smolfleet/errors.js'
 import { saveCleanup, saveLease, saveMachineId } from '../state.js'
+
+const REFUSED = new Set([400, 401, 402, 403, 404, 413, 422])
 
 /**
  * Creates a sandbox for warmup or run. Its name is saved to the step's
@@ -31,6 +34,7 @@ export async function newSandbox(ctx: Context, keepIntent: boolean): Promise<San
   core.info(
     `provisioning provider=smolvm lease=${identity.leaseId} slug=${identity.slug} name=${identity.name} image=${i.image} cpus=${i.cpus} memory_mb=${i.memoryMb} network=${i.network} keep=${keepIntent}`
   )
+  let machineId = ''
   const sandbox = await createSandbox(
     ctx.client,
     identity,
@@ -44,11 +48,19 @@ export async function newSandbox(ctx: Context, keepIntent: boolean): Promise<San
       ephemeral: oneShot
     },
     lifecycleRuntime(ctx, (id) => {
+      machineId = id
       saveMachineId(id)
       core.setOutput('machine-id', id)
     }),
     ctx.cleanupClient
-  )
+  ).catch((error: unknown) => {
+    // A refusal (bad key, quota, invalid request) created nothing, so the
+    // post step has nothing to look for.
+    if (!machineId && error instanceof ApiError && REFUSED.has(error.status)) {
+      saveCleanup('done')
+    }
+    throw error
+  })
   core.info(
     `leased ${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} name=${sandbox.name}`
   )

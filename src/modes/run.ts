@@ -108,11 +108,20 @@ export async function runMode(ctx: Context): Promise<void> {
 
   if (failure) throw failure
   if (exitCode !== undefined && exitCode !== 0) {
-    throw new Error(
-      exitCode === 124
-        ? `The script timed out after ${i.timeoutMinutes} minutes (timeout-minutes) and was stopped (exit code 124).`
-        : `The script exited with code ${exitCode}.`
-    )
+    throw new Error(exitMessage(exitCode, i.timeoutMinutes))
+  }
+}
+
+function exitMessage(code: number, timeoutMinutes: number): string {
+  switch (code) {
+    case 124:
+      return `The script timed out after ${timeoutMinutes} minutes (timeout-minutes) and was stopped (exit code 124).`
+    case 127:
+      return 'The script exited with code 127: a command was not found in the sandbox. Install it in the script first (for example apk add --no-cache <package>) or use another image.'
+    case 255:
+      return 'The script exited with code 255: the sandbox could not find an executable it was asked to run.'
+    default:
+      return `The script exited with code ${code}.`
   }
 }
 

@@ -18,6 +18,8 @@ export interface GuestRun {
   dir: string
   prepare: string
   run: string
+  /** Prints "started" and, once the script ended, "exit <code>". */
+  probe: string
   cleanup: string
 }
 
@@ -60,6 +62,11 @@ export function buildGuestRun(
     `mkdir ${q}/started 2>/dev/null || { echo 'smolvm-action: this script was already started once; it is not run again.' >&2; exit ${ALREADY_STARTED}; }\n` +
     `set -a\n. ${q}/env.sh\nset +a\nrm -f ${q}/env.sh\n` +
     `cd ${shellQuote(cwd)} || exit 1\n` +
-    `exec sh -e ${q}/script.sh\n`
-  return { dir, prepare, run, cleanup: `rm -rf ${q}` }
+    // The exit code is also written down, so that it can still be read if
+    // the connection drops while the script runs.
+    `sh -e ${q}/script.sh\nrc=$?\necho "$rc" > ${q}/rc\nexit "$rc"\n`
+  const probe =
+    `if [ -d ${q}/started ]; then echo started; fi\n` +
+    `if [ -f ${q}/rc ]; then echo "exit $(cat ${q}/rc)"; fi\ntrue\n`
+  return { dir, prepare, run, probe, cleanup: `rm -rf ${q}` }
 }
