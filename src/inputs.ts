@@ -8,9 +8,16 @@ import { DEFAULT_BASE_URL, checkBaseUrl } from './smolfleet/base-url.js'
 import { SLUG_MAX, normalizeSlug } from './lifecycle/names.js'
 import type { NetworkMode } from './smolfleet/types.js'
 import { registerSecret } from './security/redact.js'
+import { readLegs } from './fanout/legs.js'
+import type { Leg } from './fanout/legs.js'
 
-export const MODES = ['warmup', 'run', 'stop', 'status', 'list'] as const
+export const MODES = [
+  'warmup', 'run', 'stop', 'status', 'list', 'legs', 'merge'
+] as const
 export type Mode = (typeof MODES)[number]
+
+// Fan-out helpers that never call the API, so they run without a key.
+const OFFLINE_MODES: ReadonlySet<Mode> = new Set(['legs', 'merge'])
 
 export const KEY_VARIABLES = [
   'CRABBOX_SMOLVM_API_KEY',
@@ -44,6 +51,14 @@ export interface Inputs {
   leaseOutput: string | undefined
   stopSelection: StopSelection | undefined
   dryRun: boolean
+  /** mode legs and merge: the fan-out's legs, from shards or legs. */
+  legs: Leg[]
+  /** mode merge: where the legs' result files are. */
+  resultsDir: string
+  /** mode run: where to write this leg's result. */
+  resultFile: string | undefined
+  /** mode run: the leg named in the result file. */
+  leg: string | undefined
 }
 
 /** Which sandboxes `mode: stop` deletes when no id is given. */
@@ -116,7 +131,7 @@ export function getInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
   } catch (error) {
     problems.push((error as Error).message)
   }
-  if (!apiKey) {
+  if (!apiKey && !OFFLINE_MODES.has(mode)) {
     problems.push(
       `Input api-key is empty and none of ${KEY_VARIABLES.join(', ')} is set; pass the key with api-key: \${{ secrets.SMOLMACHINES_API_KEY }}.`
     )
@@ -147,7 +162,11 @@ export function getInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
     workingDirectory: read.workingDirectory(),
     leaseOutput: core.getInput('lease-output') || undefined,
     stopSelection: read.stopSelection(env),
-    dryRun: read.bool('dry-run', undefined, false)
+    dryRun: read.bool('dry-run', undefined, false),
+    legs: read.legs(mode),
+    resultsDir: core.getInput('results-dir'),
+    resultFile: core.getInput('result-file') || undefined,
+    leg: core.getInput('leg') || undefined
   }
 
   if (slugRaw) {
@@ -192,6 +211,9 @@ function checkModeRules(i: Inputs, problems: string[]): void {
       'Input id is empty; mode stop needs the lease ids, slugs or machine ids to delete (one per line), or a selection (stop-run, older-than).'
     )
   }
+  if (i.mode === 'merge' && !i.resultsDir) {
+    problems.push('Input results-dir is empty; mode merge needs the directory the legs\' result files were downloaded to.')
+  }
   if (i.mode === 'stop' && i.ids.length > 0 && i.stopSelection) {
     problems.push('Inputs id and stop-run/older-than both select sandboxes to stop; use one of them.')
   }
@@ -200,6 +222,9 @@ function checkModeRules(i: Inputs, problems: string[]): void {
 function warnIgnored(i: Inputs): void {
   if (i.mode !== 'run' && i.script.trim()) {
     core.warning(`Input run is ignored in mode ${i.mode}; remove it or set mode: run.`)
+  }
+  if (i.mode !== 'run' && i.resultFile) {
+    core.warning(`Input result-file is ignored in mode ${i.mode}; only mode run writes a result file.`)
   }
   if (i.mode === 'warmup' && core.getInput('keep') === 'false') {
     core.warning('mode warmup always keeps the sandbox until mode stop deletes it; keep: false is ignored.')
@@ -331,6 +356,13 @@ class Reader {
       }
     }
     return names
+  }
+
+  legs(mode: Mode): Leg[] {
+    if (!OFFLINE_MODES.has(mode)) return []
+    const { legs, problems } = readLegs(core.getInput('shards'), core.getInput('legs'))
+    this.problems.push(...problems)
+    return legs
   }
 
   stopSelection(env: NodeJS.ProcessEnv): StopSelection | undefined {

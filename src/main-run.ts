@@ -1,9 +1,13 @@
 import * as core from '@actions/core'
 import { createContext } from './context.js'
-import { getInputs } from './inputs.js'
+import { KEY_VARIABLES, getInputs } from './inputs.js'
+import { ApiError } from './smolfleet/errors.js'
 import type { Mode } from './inputs.js'
 import type { Context } from './context.js'
+import { recordingResult } from './fanout/record.js'
+import { legsMode } from './modes/legs.js'
 import { listMode } from './modes/list.js'
+import { mergeMode } from './modes/merge.js'
 import { runMode } from './modes/run.js'
 import { statusMode } from './modes/status.js'
 import { stopMode } from './modes/stop.js'
@@ -12,15 +16,36 @@ import { redact } from './security/redact.js'
 
 const MODES: Record<Mode, (ctx: Context) => Promise<void>> = {
   warmup: warmupMode,
-  run: runMode,
+  // With result-file set, a run writes its leg's result even when it fails.
+  run: recordingResult(runMode),
   stop: stopMode,
   status: statusMode,
-  list: listMode
+  list: listMode,
+  legs: legsMode,
+  merge: mergeMode
 }
 
 // After the runner's SIGINT it waits 7.5 s before SIGTERM and kills 2.5 s
 // later; main must have cleaned up and exited before that.
 const CANCEL_EXIT_MS = 6500
+
+/** The error's message, with what to do about the API's refusals. */
+function explain(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  if (!(error instanceof ApiError)) return message
+  switch (error.status) {
+    case 401:
+      return `${message}. The API key was refused: check api-key (or ${KEY_VARIABLES.join(', ')}) and that the key is not revoked.`
+    case 402:
+      return `${message}. The account cannot be billed: check the smol machines console.`
+    case 403:
+      return `${message}. The API key lacks a permission this step needs: create a key with that scope.`
+    case 422:
+      return `${message}. The API refused the request as it is; if it speaks of a quota, stop unused sandboxes (mode list, mode stop) or raise the quota.`
+    default:
+      return message
+  }
+}
 
 /** The main step: one mode, with cancellation turned into cleanup. */
 export async function run(): Promise<void> {
@@ -40,7 +65,7 @@ export async function run(): Promise<void> {
     ctx = createContext(inputs, controller.signal)
     await MODES[inputs.mode](ctx)
   } catch (error) {
-    core.setFailed(redact((error as Error).message))
+    core.setFailed(redact(explain(error)))
   } finally {
     await ctx?.client.close()
     await ctx?.cleanupClient.close()

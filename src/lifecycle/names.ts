@@ -73,7 +73,7 @@ export function runMarker(
   return `gh${id}-${n}${handOver ? '-keep' : ''}`
 }
 
-export const RUN_MARKER = /-gh(\d+)-(\d+)(-keep)?$/
+export const RUN_MARKER = /-[0-9a-f]{4}-gh(\d+)-(\d+)(-keep)?$/
 
 /**
  * Chooses the identity of a new sandbox. Inside a workflow run the slug

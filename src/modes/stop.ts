@@ -5,18 +5,26 @@ import type { Sandbox } from '../lifecycle/sandbox.js'
 import { toEntries } from './list.js'
 import type { LeaseEntry } from './list.js'
 
+type Target = Pick<Sandbox, 'leaseId' | 'machineId' | 'slug'> & {
+  createdAt?: string
+}
+
 /**
  * Deletes the sandboxes named by id, or those selected by workflow run
  * and age. A sandbox that is already gone counts as stopped.
  */
 export async function stopMode(ctx: Context): Promise<void> {
-  const targets = ctx.inputs.stopSelection ? await select(ctx) : await named(ctx)
+  const targets: Target[] = ctx.inputs.stopSelection ? await select(ctx) : await named(ctx)
   const stopped: string[] = []
   const failed: string[] = []
+  const rows: string[][] = []
   for (const target of targets) {
+    const row = [target.leaseId, target.slug, target.createdAt ?? '']
+    rows.push(row)
     if (ctx.inputs.dryRun) {
       core.info(`would stop lease=${target.leaseId} machine=${target.machineId} slug=${target.slug}`)
       stopped.push(target.leaseId)
+      row.push('would stop')
       continue
     }
     try {
@@ -27,20 +35,28 @@ export async function stopMode(ctx: Context): Promise<void> {
           : `released lease=${target.leaseId} machine=${target.machineId}`
       )
       stopped.push(target.leaseId)
+      row.push(result === 'gone' ? 'already gone' : 'stopped')
     } catch (error) {
       core.error(`Could not stop ${target.leaseId} (${target.machineId}): ${(error as Error).message}`)
       failed.push(target.leaseId)
+      row.push('failed')
     }
   }
   core.setOutput('leases', JSON.stringify(stopped))
-  await core.summary
+  // The sweeper and the cleanup job report here what they deleted.
+  const summary = core.summary
     .addHeading(ctx.inputs.dryRun ? 'smolvm stop (dry run)' : 'smolvm stop', 3)
     .addRaw(
-      `${ctx.inputs.dryRun ? 'Would stop' : 'Stopped'} ${stopped.length} sandbox(es): ${stopped.join(', ') || 'none'}`,
+      `${ctx.inputs.dryRun ? 'Would stop' : 'Stopped'} ${stopped.length} sandbox(es)${failed.length > 0 ? `, ${failed.length} failed` : ''}.`,
       true
     )
-    .write()
-    .catch(() => undefined)
+  if (rows.length > 0) {
+    summary.addTable([
+      ['Lease', 'Slug', 'Created', 'Result'].map((data) => ({ data, header: true })),
+      ...rows
+    ])
+  }
+  await summary.write().catch(() => undefined)
   if (failed.length > 0) {
     throw new Error(`Could not stop ${failed.length} sandbox(es): ${failed.join(', ')}; run mode stop again with these ids.`)
   }
@@ -59,14 +75,21 @@ async function named(ctx: Context): Promise<Pick<Sandbox, 'leaseId' | 'machineId
   return out
 }
 
-/** Sandboxes matching stop-run and older-than. */
+/**
+ * Sandboxes matching stop-run and older-than. Only sandboxes made in a
+ * workflow run (their slug carries the run marker) are ever selected, so
+ * that a sweep cannot reach a developer's Crabbox lease; and a selection
+ * without either criterion selects nothing rather than everything.
+ */
 export function selectEntries(
   entries: LeaseEntry[],
   runId: string | undefined,
   olderThanMs: number | undefined,
   now: number
 ): LeaseEntry[] {
+  if (runId === undefined && olderThanMs === undefined) return []
   return entries.filter((e) => {
+    if (e.runId === undefined) return false
     if (runId !== undefined && (e.runId !== runId || e.handedOver)) return false
     if (olderThanMs !== undefined) {
       const created = e.createdAt ? Date.parse(e.createdAt) : NaN
