@@ -7,12 +7,20 @@ export default tseslint.config(
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname }
+      parserOptions: {
+        projectService: true,
+        tsconfigRootDir: import.meta.dirname
+      }
     },
     rules: {
       '@typescript-eslint/explicit-function-return-type': 'error',
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
-      '@typescript-eslint/no-floating-promises': 'error'
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true }
+      ],
+      '@typescript-eslint/no-floating-promises': 'error',
+      // Arrow callbacks such as (m) => core.info(m) read better unbraced.
+      '@typescript-eslint/no-confusing-void-expression': 'off'
     }
   },
   {

@@ -17,7 +17,11 @@ import { guestExec } from '../src/run/exec.js'
 import { listSyncFiles, syncToGuest } from '../src/sync/index.js'
 
 const KEY = 'smk_bench_key_000000'
-const quiet = { info: (): void => undefined, warning: (): void => undefined, debug: (): void => undefined }
+const quiet = {
+  info: (): void => undefined,
+  warning: (): void => undefined,
+  debug: (): void => undefined
+}
 
 async function makeTree(files: number, bytesEach: number): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'smolvm-bench-'))
@@ -27,12 +31,19 @@ async function makeTree(files: number, bytesEach: number): Promise<string> {
     await mkdir(sub, { recursive: true })
     // Half random (incompressible), half text: a mix like real repositories.
     const half = Math.floor(bytesEach / 2)
-    await writeFile(join(sub, `f${i}.dat`), Buffer.concat([randomBytes(half), Buffer.alloc(bytesEach - half, 'a')]))
+    await writeFile(
+      join(sub, `f${i}.dat`),
+      Buffer.concat([randomBytes(half), Buffer.alloc(bytesEach - half, 'a')])
+    )
   }
   return dir
 }
 
-async function timedSync(url: string, root: string, concurrency: number): Promise<{ ms: number; peakRss: number }> {
+async function timedSync(
+  url: string,
+  root: string,
+  concurrency: number
+): Promise<{ ms: number; peakRss: number }> {
   const client = new SmolfleetClient({ baseUrl: url, apiKey: KEY })
   const machine = await client.createMachine({
     name: `crabbox-bench-${randomBytes(6).toString('hex')}`,
@@ -48,10 +59,19 @@ async function timedSync(url: string, root: string, concurrency: number): Promis
   global.gc?.()
   const base = process.memoryUsage().rss
   let peak = base
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5)
+  const sampler = setInterval(
+    () => (peak = Math.max(peak, process.memoryUsage().rss)),
+    5
+  )
   const started = performance.now()
   const list = await listSyncFiles(root, [])
-  await syncToGuest({ list, workdir: '/workspace', exec: guestExec(client, machine.id), log: quiet, concurrency })
+  await syncToGuest({
+    list,
+    workdir: '/workspace',
+    exec: guestExec(client, machine.id),
+    log: quiet,
+    concurrency
+  })
   const ms = performance.now() - started
   clearInterval(sampler)
   await client.deleteMachine(machine.id)
@@ -61,10 +81,17 @@ async function timedSync(url: string, root: string, concurrency: number): Promis
 
 // The server runs in its own process so that only the client's memory is
 // measured here.
-async function startServerProcess(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['build/server/index.js', '--api-key', KEY], { stdio: ['ignore', 'pipe', 'inherit'] })
+async function startServerProcess(): Promise<{
+  url: string
+  child: ChildProcess
+}> {
+  const child = spawn(
+    process.execPath,
+    ['build/server/index.js', '--api-key', KEY],
+    { stdio: ['ignore', 'pipe', 'inherit'] }
+  )
   const url = await new Promise<string>((resolve, reject) => {
-    child.stdout?.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       const m = /listening on (\S+)/.exec(d.toString())
       if (m) resolve(m[1] as string)
     })
@@ -75,7 +102,13 @@ async function startServerProcess(): Promise<{ url: string; child: ChildProcess 
 
 async function main(): Promise<void> {
   const { url, child } = await startServerProcess()
-  const server = { url, close: async (): Promise<void> => void child.kill('SIGTERM') }
+  const server = {
+    url,
+    close: (): Promise<void> => {
+      child.kill('SIGTERM')
+      return Promise.resolve()
+    }
+  }
   const small = await makeTree(400, 40 * 1024) // 16 MiB
   const large = await makeTree(1600, 40 * 1024) // 64 MiB
   try {
@@ -85,9 +118,15 @@ async function main(): Promise<void> {
     const smallRun = await timedSync(server.url, small, 4)
     const largeRun = await timedSync(server.url, large, 4)
     const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`
-    console.log(`speed: 16 MiB tree, 1 chunk in flight ${one.ms.toFixed(0)} ms, 4 in flight ${four.ms.toFixed(0)} ms -> ${(one.ms / four.ms).toFixed(2)}x`)
-    console.log(`memory: peak RSS growth ${mib(smallRun.peakRss)} for 16 MiB, ${mib(largeRun.peakRss)} for 64 MiB -> ${(largeRun.peakRss / Math.max(smallRun.peakRss, 1)).toFixed(2)}x for 4x the data`)
-    console.log(`throughput ratio 64 MiB vs 16 MiB (time per byte): ${((largeRun.ms / 4) / smallRun.ms).toFixed(2)}x`)
+    console.log(
+      `speed: 16 MiB tree, 1 chunk in flight ${one.ms.toFixed(0)} ms, 4 in flight ${four.ms.toFixed(0)} ms -> ${(one.ms / four.ms).toFixed(2)}x`
+    )
+    console.log(
+      `memory: peak RSS growth ${mib(smallRun.peakRss)} for 16 MiB, ${mib(largeRun.peakRss)} for 64 MiB -> ${(largeRun.peakRss / Math.max(smallRun.peakRss, 1)).toFixed(2)}x for 4x the data`
+    )
+    console.log(
+      `throughput ratio 64 MiB vs 16 MiB (time per byte): ${(largeRun.ms / 4 / smallRun.ms).toFixed(2)}x`
+    )
   } finally {
     await server.close()
     await rm(small, { recursive: true, force: true })

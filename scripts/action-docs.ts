@@ -8,7 +8,8 @@ interface ActionYml {
   outputs: Record<string, { description: string }>
 }
 
-const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ')
+const cell = (text: string): string =>
+  text.replace(/\|/g, '\\|').replace(/\n/g, ' ')
 
 export function renderTables(yml: string): { inputs: string; outputs: string } {
   const action = parse(yml) as ActionYml
@@ -16,13 +17,16 @@ export function renderTables(yml: string): { inputs: string; outputs: string } {
     '| input | default | description |',
     '|---|---|---|',
     ...Object.entries(action.inputs).map(
-      ([name, i]) => `| \`${name}\` | ${i.default ? `\`${i.default}\`` : ''} | ${cell(i.description)} |`
+      ([name, i]) =>
+        `| \`${name}\` | ${i.default ? `\`${i.default}\`` : ''} | ${cell(i.description)} |`
     )
   ].join('\n')
   const outputs = [
     '| output | description |',
     '|---|---|',
-    ...Object.entries(action.outputs).map(([name, o]) => `| \`${name}\` | ${cell(o.description)} |`)
+    ...Object.entries(action.outputs).map(
+      ([name, o]) => `| \`${name}\` | ${cell(o.description)} |`
+    )
   ].join('\n')
   return { inputs, outputs }
 }
@@ -34,5 +38,9 @@ export function updateReadme(readme: string, yml: string): string {
       new RegExp(`(<!-- ${key}:start -->\\n)[\\s\\S]*?(<!-- ${key}:end -->)`),
       `$1${table}\n$2`
     )
-  return replace(replace(readme, 'inputs', tables.inputs), 'outputs', tables.outputs)
+  return replace(
+    replace(readme, 'inputs', tables.inputs),
+    'outputs',
+    tables.outputs
+  )
 }

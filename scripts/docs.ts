@@ -3,4 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { updateReadme } from './action-docs.js'
 
 const readme = readFileSync('README.md', 'utf8')
-writeFileSync('README.md', updateReadme(readme, readFileSync('action.yml', 'utf8')))
+writeFileSync(
+  'README.md',
+  updateReadme(readme, readFileSync('action.yml', 'utf8'))
+)

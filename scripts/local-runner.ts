@@ -39,8 +39,10 @@ export function parseFileCommands(text: string): Record<string, string> {
     if (heredoc) {
       const [, name, delimiter] = heredoc as unknown as [string, string, string]
       const value: string[] = []
-      for (i++; i < lines.length && lines[i] !== delimiter; i++) value.push(lines[i] as string)
-      if (i >= lines.length) throw new Error(`Matching delimiter not found '${delimiter}'`)
+      for (i++; i < lines.length && lines[i] !== delimiter; i++)
+        value.push(lines[i] as string)
+      if (i >= lines.length)
+        throw new Error(`Matching delimiter not found '${delimiter}'`)
       out[name] = value.join('\n')
     } else {
       const eq = line.indexOf('=')
@@ -63,7 +65,7 @@ function inputEnv(inputs: Record<string, string>): Record<string, string> {
 function baseEnv(): Record<string, string> {
   const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'SYSTEMROOT']
   const env: Record<string, string> = {}
-  for (const k of keep) if (process.env[k]) env[k] = process.env[k] as string
+  for (const k of keep) if (process.env[k]) env[k] = process.env[k]
   return env
 }
 
@@ -80,10 +82,19 @@ export async function runStep(
   }
   for (const f of Object.values(files)) await writeFile(f, '')
   const stateEnv: Record<string, string> = {}
-  for (const [k, v] of Object.entries(options.state ?? {})) stateEnv[`STATE_${k}`] = v
-  const env: Record<string, string> = { ...baseEnv(), ...files, ...inputEnv(inputs), ...stateEnv }
+  for (const [k, v] of Object.entries(options.state ?? {}))
+    stateEnv[`STATE_${k}`] = v
+  let env: Record<string, string> = {
+    ...baseEnv(),
+    ...files,
+    ...inputEnv(inputs),
+    ...stateEnv
+  }
   for (const [k, v] of Object.entries(options.env ?? {})) {
-    if (v === undefined) delete env[k]
+    if (v === undefined)
+      env = Object.fromEntries(
+        Object.entries(env).filter(([name]) => name !== k)
+      )
     else env[k] = v
   }
   const child = spawn(process.execPath, [join(DIST, entry, 'index.js')], {
@@ -95,9 +106,9 @@ export async function runStep(
   child.stdout.on('data', (d: Buffer) => (log += d.toString()))
   child.stderr.on('data', (d: Buffer) => (log += d.toString()))
   options.onStart?.(child, () => log)
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) =>
-    child.on('close', (c, s) => res([c, s]))
-  )
+  const [code, signal] = await new Promise<
+    [number | null, NodeJS.Signals | null]
+  >((res) => child.on('close', (c, s) => res([c, s])))
   return {
     code,
     signal,
@@ -114,7 +125,11 @@ export async function runMainAndPost(
   options: StepOptions = {}
 ): Promise<{ main: StepResult; post: StepResult }> {
   const main = await runStep('main', inputs, options)
-  const post = await runStep('post', inputs, { ...options, onStart: undefined, state: main.state })
+  const post = await runStep('post', inputs, {
+    ...options,
+    onStart: undefined,
+    state: main.state
+  })
   return { main, post }
 }
 
@@ -127,7 +142,8 @@ export function waitFor(
   return new Promise((res, rej) => {
     const tick = (): void => {
       if (predicate()) return res()
-      if (Date.now() - start > timeoutMs) return rej(new Error(`timed out waiting for ${what}`))
+      if (Date.now() - start > timeoutMs)
+        return rej(new Error(`timed out waiting for ${what}`))
       setTimeout(tick, 20)
     }
     tick()

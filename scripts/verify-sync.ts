@@ -39,7 +39,9 @@ export async function hostListing(
     const st = await lstat(abs)
     const sum = st.isSymbolicLink()
       ? `link:${await readlink(abs)}`
-      : createHash('sha256').update(await readFile(abs)).digest('hex')
+      : createHash('sha256')
+          .update(await readFile(abs))
+          .digest('hex')
     const mode = !st.isSymbolicLink() && st.mode & 0o111 ? 'x' : '-'
     view.set(`./${f.path}`, `${sum} ${mode}`)
   }
@@ -54,7 +56,8 @@ export function compareListings(
   const problems: string[] = []
   for (const [path, want] of host) {
     const got = guest.get(path)
-    if (got !== want) problems.push(`${path}: host ${want}, guest ${got ?? 'missing'}`)
+    if (got !== want)
+      problems.push(`${path}: host ${want}, guest ${got ?? 'missing'}`)
   }
   for (const path of guest.keys()) {
     if (!host.has(path)) problems.push(`${path}: only in the guest`)

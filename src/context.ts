@@ -51,10 +51,14 @@ export function lifecycleRuntime(
     sleep: async (ms) =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(resolve, ms)
-        ctx.signal.addEventListener('abort', () => {
-          clearTimeout(timer)
-          reject(new Error('The step was cancelled.'))
-        }, { once: true })
+        ctx.signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer)
+            reject(new Error('The step was cancelled.'))
+          },
+          { once: true }
+        )
       }),
     log: (message) => core.info(message),
     onMachineId,

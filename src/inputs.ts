@@ -12,7 +12,13 @@ import { readLegs } from './fanout/legs.js'
 import type { Leg } from './fanout/legs.js'
 
 export const MODES = [
-  'warmup', 'run', 'stop', 'status', 'list', 'legs', 'merge'
+  'warmup',
+  'run',
+  'stop',
+  'status',
+  'list',
+  'legs',
+  'merge'
 ] as const
 export type Mode = (typeof MODES)[number]
 
@@ -74,7 +80,7 @@ export class InputError extends Error {
   constructor(readonly problems: string[]) {
     super(
       problems.length === 1
-        ? (problems[0] as string)
+        ? problems[0]
         : `The inputs have ${problems.length} problems:\n- ${problems.join('\n- ')}`
     )
     this.name = 'InputError'
@@ -83,8 +89,21 @@ export class InputError extends Error {
 
 // Exactly the workdir roots Crabbox refuses as too broad.
 const SYSTEM_ROOTS = new Set([
-  '/', '/bin', '/dev', '/etc', '/home', '/lib', '/lib64', '/opt', '/proc',
-  '/root', '/sbin', '/sys', '/tmp', '/usr', '/var'
+  '/',
+  '/bin',
+  '/dev',
+  '/etc',
+  '/home',
+  '/lib',
+  '/lib64',
+  '/opt',
+  '/proc',
+  '/root',
+  '/sbin',
+  '/sys',
+  '/tmp',
+  '/usr',
+  '/var'
 ])
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -94,7 +113,10 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
  * The post step calls this too, so it never throws.
  */
 export function readApiKey(env: NodeJS.ProcessEnv = process.env): string {
-  const candidates = [core.getInput('api-key'), ...KEY_VARIABLES.map((n) => env[n] ?? '')]
+  const candidates = [
+    core.getInput('api-key'),
+    ...KEY_VARIABLES.map((n) => env[n] ?? '')
+  ]
   const key = candidates.map((c) => c.trim()).find((c) => c !== '') ?? ''
   if (key) {
     core.setSecret(key)
@@ -109,10 +131,14 @@ export function readBaseUrl(env: NodeJS.ProcessEnv = process.env): string {
   return raw.trim() || DEFAULT_BASE_URL
 }
 
-export function readAllowCustomBaseUrl(env: NodeJS.ProcessEnv = process.env): boolean {
+export function readAllowCustomBaseUrl(
+  env: NodeJS.ProcessEnv = process.env
+): boolean {
   const raw = core.getInput('allow-custom-base-url')
   if (raw) return /^(true|1|yes|on)$/i.test(raw.trim())
-  return /^(1|true|yes|on)$/i.test((env.CRABBOX_SMOLVM_ALLOW_CUSTOM_BASE_URL ?? '').trim())
+  return /^(1|true|yes|on)$/i.test(
+    (env.CRABBOX_SMOLVM_ALLOW_CUSTOM_BASE_URL ?? '').trim()
+  )
 }
 
 export function getInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
@@ -147,7 +173,13 @@ export function getInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
     image: read.text('image', 'CRABBOX_SMOLVM_IMAGE', 'alpine'),
     workdir: read.workdir(),
     cpus: read.integer('cpus', 'CRABBOX_SMOLVM_CPUS', 2, 1, 64),
-    memoryMb: read.integer('memory-mb', 'CRABBOX_SMOLVM_MEMORY_MB', 2048, 128, 262144),
+    memoryMb: read.integer(
+      'memory-mb',
+      'CRABBOX_SMOLVM_MEMORY_MB',
+      2048,
+      128,
+      262144
+    ),
     network: read.network(),
     keep: read.bool('keep', 'CRABBOX_SMOLVM_KEEP', false),
     keepOnFailure: read.bool('keep-on-failure', undefined, false),
@@ -172,7 +204,9 @@ export function getInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
   if (slugRaw) {
     const slug = normalizeSlug(slugRaw)
     if (!slug) {
-      problems.push(`Input slug "${slugRaw}" must contain at least one letter or digit.`)
+      problems.push(
+        `Input slug "${slugRaw}" must contain at least one letter or digit.`
+      )
     } else if (slug.length > SLUG_MAX) {
       problems.push(
         `Input slug "${slugRaw}" is ${slug.length} characters after normalisation ("${slug}"); at most ${SLUG_MAX} are accepted.`
@@ -181,7 +215,9 @@ export function getInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
       inputs.slug = slug
     }
     if (ids.length > 0) {
-      problems.push('Input slug names a new sandbox, but id reuses an existing one; remove one of them.')
+      problems.push(
+        'Input slug names a new sandbox, but id reuses an existing one; remove one of them.'
+      )
     }
   }
 
@@ -194,17 +230,25 @@ export function getInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
 function checkModeRules(i: Inputs, problems: string[]): void {
   if (i.mode === 'run') {
     if (!i.script.trim() && !i.syncOnly) {
-      problems.push('Input run is empty; mode run needs a script (or set sync-only: true).')
+      problems.push(
+        'Input run is empty; mode run needs a script (or set sync-only: true).'
+      )
     }
     if (i.ids.length > 1) {
-      problems.push(`Input id has ${i.ids.length} lines; mode run reuses at most one sandbox.`)
+      problems.push(
+        `Input id has ${i.ids.length} lines; mode run reuses at most one sandbox.`
+      )
     }
     if (i.syncOnly && !i.sync) {
-      problems.push('Input sync-only is true but sync is false; sync-only needs sync.')
+      problems.push(
+        'Input sync-only is true but sync is false; sync-only needs sync.'
+      )
     }
   }
   if (i.mode === 'status' && i.ids.length !== 1) {
-    problems.push('Input id must name exactly one sandbox (lease id, slug or machine id) for mode status.')
+    problems.push(
+      'Input id must name exactly one sandbox (lease id, slug or machine id) for mode status.'
+    )
   }
   if (i.mode === 'stop' && i.ids.length === 0 && !i.stopSelection) {
     problems.push(
@@ -212,22 +256,32 @@ function checkModeRules(i: Inputs, problems: string[]): void {
     )
   }
   if (i.mode === 'merge' && !i.resultsDir) {
-    problems.push('Input results-dir is empty; mode merge needs the directory the legs\' result files were downloaded to.')
+    problems.push(
+      "Input results-dir is empty; mode merge needs the directory the legs' result files were downloaded to."
+    )
   }
   if (i.mode === 'stop' && i.ids.length > 0 && i.stopSelection) {
-    problems.push('Inputs id and stop-run/older-than both select sandboxes to stop; use one of them.')
+    problems.push(
+      'Inputs id and stop-run/older-than both select sandboxes to stop; use one of them.'
+    )
   }
 }
 
 function warnIgnored(i: Inputs): void {
   if (i.mode !== 'run' && i.script.trim()) {
-    core.warning(`Input run is ignored in mode ${i.mode}; remove it or set mode: run.`)
+    core.warning(
+      `Input run is ignored in mode ${i.mode}; remove it or set mode: run.`
+    )
   }
   if (i.mode !== 'run' && i.resultFile) {
-    core.warning(`Input result-file is ignored in mode ${i.mode}; only mode run writes a result file.`)
+    core.warning(
+      `Input result-file is ignored in mode ${i.mode}; only mode run writes a result file.`
+    )
   }
   if (i.mode === 'warmup' && core.getInput('keep') === 'false') {
-    core.warning('mode warmup always keeps the sandbox until mode stop deletes it; keep: false is ignored.')
+    core.warning(
+      'mode warmup always keeps the sandbox until mode stop deletes it; keep: false is ignored.'
+    )
   }
 }
 
@@ -258,7 +312,9 @@ class Reader {
     const value = core.getInput(name).toLowerCase()
     if (!value) return fallback
     if (!accepted.includes(value)) {
-      this.problems.push(`Input ${name} "${value}" is not one of ${accepted.join(', ')}.`)
+      this.problems.push(
+        `Input ${name} "${value}" is not one of ${accepted.join(', ')}.`
+      )
       return fallback
     }
     return value
@@ -269,10 +325,14 @@ class Reader {
     if (input) {
       if (/^(true|True|TRUE)$/.test(input)) return true
       if (/^(false|False|FALSE)$/.test(input)) return false
-      this.problems.push(`Input ${name} "${input}" is not a boolean; use true or false.`)
+      this.problems.push(
+        `Input ${name} "${input}" is not a boolean; use true or false.`
+      )
       return fallback
     }
-    const fromEnv = variable ? (this.env[variable] ?? '').trim().toLowerCase() : ''
+    const fromEnv = variable
+      ? (this.env[variable] ?? '').trim().toLowerCase()
+      : ''
     if (/^(1|true|yes|on)$/.test(fromEnv)) return true
     if (/^(0|false|no|off)$/.test(fromEnv)) return false
     return fallback
@@ -292,12 +352,21 @@ class Reader {
 
   optionalInteger(name: string, min: number, max: number): number | undefined {
     const value = core.getInput(name)
-    return value ? this.checkInteger(value, `Input ${name}`, min, max) : undefined
+    return value
+      ? this.checkInteger(value, `Input ${name}`, min, max)
+      : undefined
   }
 
-  private checkInteger(value: string, label: string, min: number, max: number): number | undefined {
+  private checkInteger(
+    value: string,
+    label: string,
+    min: number,
+    max: number
+  ): number | undefined {
     if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-      this.problems.push(`${label} "${value}" must be a whole number from ${min} to ${max}.`)
+      this.problems.push(
+        `${label} "${value}" must be a whole number from ${min} to ${max}.`
+      )
       return undefined
     }
     return Number(value)
@@ -308,7 +377,9 @@ class Reader {
     const v = value.toLowerCase()
     if (!v || v === 'open' || v === 'public') return 'open'
     if (v === 'blocked' || v === 'private') return 'blocked'
-    this.problems.push(`${label} "${value}" is not a network mode; use open or blocked.`)
+    this.problems.push(
+      `${label} "${value}" is not a network mode; use open or blocked.`
+    )
     return 'open'
   }
 
@@ -317,11 +388,17 @@ class Reader {
     if (!value) return '/workspace'
     const cleaned = posix.normalize(value).replace(/(.)\/+$/, '$1')
     if (!value.startsWith('/')) {
-      this.problems.push(`${label} "${value}" must be an absolute path under /workspace, such as /workspace/repo.`)
+      this.problems.push(
+        `${label} "${value}" must be an absolute path under /workspace, such as /workspace/repo.`
+      )
     } else if (SYSTEM_ROOTS.has(cleaned)) {
-      this.problems.push(`${label} "${value}" resolves to ${cleaned}, a system directory; use /workspace or a directory under it.`)
+      this.problems.push(
+        `${label} "${value}" resolves to ${cleaned}, a system directory; use /workspace or a directory under it.`
+      )
     } else if (cleaned !== '/workspace' && !cleaned.startsWith('/workspace/')) {
-      this.problems.push(`${label} "${value}" resolves to ${cleaned}, outside /workspace; use /workspace or a directory under it.`)
+      this.problems.push(
+        `${label} "${value}" resolves to ${cleaned}, outside /workspace; use /workspace or a directory under it.`
+      )
     }
     return cleaned
   }
@@ -330,8 +407,14 @@ class Reader {
     const value = core.getInput('working-directory')
     if (!value) return ''
     const cleaned = posix.normalize(value).replace(/\/+$/, '')
-    if (value.startsWith('/') || cleaned === '..' || cleaned.startsWith('../')) {
-      this.problems.push(`Input working-directory "${value}" must be a relative path inside the workdir, such as packages/app.`)
+    if (
+      value.startsWith('/') ||
+      cleaned === '..' ||
+      cleaned.startsWith('../')
+    ) {
+      this.problems.push(
+        `Input working-directory "${value}" must be a relative path inside the workdir, such as packages/app.`
+      )
       return ''
     }
     return cleaned === '.' ? '' : cleaned
@@ -346,7 +429,9 @@ class Reader {
   }
 
   envForward(): string[] {
-    const names = this.lines('env-forward').flatMap((l) => l.split(/[\s,]+/)).filter(Boolean)
+    const names = this.lines('env-forward')
+      .flatMap((l) => l.split(/[\s,]+/))
+      .filter(Boolean)
     for (const name of names) {
       const bare = name.endsWith('*') ? name.slice(0, -1) : name
       if (!ENV_NAME.test(bare)) {
@@ -360,7 +445,10 @@ class Reader {
 
   legs(mode: Mode): Leg[] {
     if (!OFFLINE_MODES.has(mode)) return []
-    const { legs, problems } = readLegs(core.getInput('shards'), core.getInput('legs'))
+    const { legs, problems } = readLegs(
+      core.getInput('shards'),
+      core.getInput('legs')
+    )
     this.problems.push(...problems)
     return legs
   }
@@ -373,17 +461,24 @@ class Reader {
     if (run === 'current') {
       runId = env.GITHUB_RUN_ID
       if (!runId) {
-        this.problems.push('Input stop-run is "current" but GITHUB_RUN_ID is not set; give the run id instead.')
+        this.problems.push(
+          'Input stop-run is "current" but GITHUB_RUN_ID is not set; give the run id instead.'
+        )
       }
     } else if (run) {
       if (/^\d+$/.test(run)) runId = run
-      else this.problems.push(`Input stop-run "${run}" must be "current" or a workflow run id (digits).`)
+      else
+        this.problems.push(
+          `Input stop-run "${run}" must be "current" or a workflow run id (digits).`
+        )
     }
     let olderThanMs: number | undefined
     if (age) {
       olderThanMs = parseDuration(age)
       if (olderThanMs === undefined) {
-        this.problems.push(`Input older-than "${age}" is not a duration; use a number with s, m, h or d, such as 90m or 2h.`)
+        this.problems.push(
+          `Input older-than "${age}" is not a duration; use a number with s, m, h or d, such as 90m or 2h.`
+        )
       }
     }
     return { runId, olderThanMs }
@@ -393,6 +488,8 @@ class Reader {
 export function parseDuration(text: string): number | undefined {
   const match = /^(\d+)\s*(s|m|h|d)$/i.exec(text.trim())
   if (!match) return undefined
-  const unit = { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[(match[2] as string).toLowerCase() as 's']
+  const unit = { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[
+    (match[2] as string).toLowerCase() as 's'
+  ]
   return Number(match[1]) * unit
 }

@@ -52,12 +52,15 @@ export async function run(): Promise<void> {
   const controller = new AbortController()
   const onSignal = (signal: NodeJS.Signals): void => {
     if (controller.signal.aborted) return
-    core.warning(`Received ${signal}: cancelling; sandboxes this step created are deleted unless kept.`)
+    core.warning(
+      `Received ${signal}: cancelling; sandboxes this step created are deleted unless kept.`
+    )
     controller.abort(new Error('The step was cancelled.'))
     setTimeout(() => process.exit(1), CANCEL_EXIT_MS).unref()
   }
   // The runner sends SIGINT; SIGHUP has been seen instead (actions/runner#1309).
-  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal)
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.on(s, onSignal)
 
   let ctx: Context | undefined
   try {

@@ -1,9 +1,5 @@
 import * as core from '@actions/core'
-import {
-  readAllowCustomBaseUrl,
-  readApiKey,
-  readBaseUrl
-} from './inputs.js'
+import { readAllowCustomBaseUrl, readApiKey, readBaseUrl } from './inputs.js'
 import { cleanupCommand, stopStep } from './report/report.js'
 import { redact } from './security/redact.js'
 import { SmolfleetClient } from './smolfleet/client.js'
@@ -35,7 +31,7 @@ export async function run(): Promise<void> {
       allowCustomBaseUrl: readAllowCustomBaseUrl(),
       controlTimeoutMs: 10_000,
       retry: { attempts: 4, baseMs: 500, maxDelayMs: 4000, budgetMs: 30_000 },
-      runtime: { log: (m) => core.info(m) }
+      runtime: { log: (m: string): void => core.info(m) }
     })
     const outcome = await deleteLease(client, lease)
     saveCleanup('done')
@@ -55,7 +51,10 @@ export async function run(): Promise<void> {
   }
 }
 
-async function deleteLease(client: SmolfleetClient, lease: SavedLease): Promise<string> {
+async function deleteLease(
+  client: SmolfleetClient,
+  lease: SavedLease
+): Promise<string> {
   let machineId = lease.machineId
   if (!machineId) {
     // Main saved the name before the create call but never learned the id
@@ -63,7 +62,8 @@ async function deleteLease(client: SmolfleetClient, lease: SavedLease): Promise<
     // cut off by cancellation may still be under way on the server, so look
     // a few times before concluding that it never happened.
     const found = await findByName(client, lease.name)
-    if (!found) return `Sandbox ${lease.leaseId} was never created or is already gone.`
+    if (!found)
+      return `Sandbox ${lease.leaseId} was never created or is already gone.`
     machineId = found.id
   }
   const result = await client.deleteMachine(machineId)
@@ -90,7 +90,10 @@ async function summary(text: string, keptLeaseId?: string): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
   const s = core.summary.addRaw(text, true)
   if (keptLeaseId) {
-    s.addRaw('Stop it with this step:', true).addCodeBlock(stopStep(keptLeaseId), 'yaml')
+    s.addRaw('Stop it with this step:', true).addCodeBlock(
+      stopStep(keptLeaseId),
+      'yaml'
+    )
   }
   await s.write().catch(() => undefined)
 }

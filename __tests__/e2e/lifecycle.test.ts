@@ -14,7 +14,13 @@ import {
   hostListing,
   parseGuestListing
 } from '../../scripts/verify-sync.js'
-import { commitAll, makeExecutable, makeRepo, makeSymlink, writeFiles } from '../helpers/repo.js'
+import {
+  commitAll,
+  makeExecutable,
+  makeRepo,
+  makeSymlink,
+  writeFiles
+} from '../helpers/repo.js'
 
 const KEY = 'smk_e2e_lifecycle_key_0001'
 let server: SmolfleetServer
@@ -66,24 +72,43 @@ describe('Crabbox live smoke sequence', () => {
     expect(leaseId).toMatch(/^cbx_[0-9a-f]{12}$/)
     expect(slug).toBe('smoke-test')
     expect(main.log).toContain(`value=forwarded ok lease=${leaseId}`)
-    expect(main.outputs).toMatchObject({ kept: 'true', reused: 'false', 'exit-code': '0' })
-    expect(main.outputs['cleanup-command']).toBe(`crabbox stop --provider smolvm --id '${leaseId}'`)
-    expect(main.log).toMatch(/smolvm run summary sync=\S+ command=\S+ total=\S+ exit=0/)
-    const problems = compareListings(await hostListing(repo), parseGuestListing(main.log))
+    expect(main.outputs).toMatchObject({
+      kept: 'true',
+      reused: 'false',
+      'exit-code': '0'
+    })
+    expect(main.outputs['cleanup-command']).toBe(
+      `crabbox stop --provider smolvm --id '${leaseId}'`
+    )
+    expect(main.log).toMatch(
+      /smolvm run summary sync=\S+ command=\S+ total=\S+ exit=0/
+    )
+    const problems = compareListings(
+      await hostListing(repo),
+      parseGuestListing(main.log)
+    )
     expect(problems).toEqual([])
     expect(parseGuestListing(main.log).has('./ignored.log')).toBe(false)
     expect(post.code).toBe(0)
     expect(post.log).toContain('kept on purpose')
-    expect(server.machines().map((m) => m.name)).toEqual([`crabbox-smoke-test-${leaseId.slice(4)}`])
+    expect(server.machines().map((m) => m.name)).toEqual([
+      `crabbox-smoke-test-${leaseId.slice(4)}`
+    ])
   })
 
   test('a second sync adds, updates and deletes files', async () => {
     await writeFiles(repo, { 'added.txt': 'added\n', 'src/data.txt': 'two\n' })
     await rm(join(repo, 'remove-me.txt'))
     commitAll(repo)
-    const { main } = await runMainAndPost(inputs({ id: slug, run: GUEST_LISTING_SCRIPT }))
+    const { main } = await runMainAndPost(
+      inputs({ id: slug, run: GUEST_LISTING_SCRIPT })
+    )
     expect(main.code).toBe(0)
-    expect(main.outputs).toMatchObject({ reused: 'true', kept: 'true', 'lease-id': leaseId })
+    expect(main.outputs).toMatchObject({
+      reused: 'true',
+      kept: 'true',
+      'lease-id': leaseId
+    })
     const guest = parseGuestListing(main.log)
     expect(compareListings(await hostListing(repo), guest)).toEqual([])
     expect(guest.has('./remove-me.txt')).toBe(false)
@@ -91,7 +116,9 @@ describe('Crabbox live smoke sequence', () => {
   })
 
   test('exit code 23 comes through and fails the step', async () => {
-    const { main } = await runMainAndPost(inputs({ id: leaseId, sync: 'false', run: 'echo failing; exit 23' }))
+    const { main } = await runMainAndPost(
+      inputs({ id: leaseId, sync: 'false', run: 'echo failing; exit 23' })
+    )
     expect(main.code).toBe(1)
     expect(main.outputs['exit-code']).toBe('23')
     expect(main.log).toContain('::error::The script exited with code 23.')
@@ -99,12 +126,18 @@ describe('Crabbox live smoke sequence', () => {
   })
 
   test('status and list', async () => {
-    const status = await runStep('main', inputs({ mode: 'status', id: leaseId }))
+    const status = await runStep(
+      'main',
+      inputs({ mode: 'status', id: leaseId })
+    )
     expect(status.code).toBe(0)
     expect(status.outputs.state).toBe('running')
     expect(status.outputs['lease-id']).toBe(leaseId)
     const list = await runStep('main', inputs({ mode: 'list' }))
-    const leases = JSON.parse(list.outputs.leases as string) as { leaseId: string; slug: string }[]
+    const leases = JSON.parse(list.outputs.leases as string) as {
+      leaseId: string
+      slug: string
+    }[]
     expect(leases.map((l) => [l.leaseId, l.slug])).toEqual([[leaseId, slug]])
   })
 
@@ -119,13 +152,29 @@ describe('Crabbox live smoke sequence', () => {
 })
 
 test('a one-shot run leaves zero machines', async () => {
-  const leaseOutput = join(repo, '..', `lease-${randomBytes(4).toString('hex')}.json`)
-  const { main, post } = await runMainAndPost(inputs({ run: 'test -f README.md && echo synced-ok', 'lease-output': leaseOutput }))
+  const leaseOutput = join(
+    repo,
+    '..',
+    `lease-${randomBytes(4).toString('hex')}.json`
+  )
+  const { main, post } = await runMainAndPost(
+    inputs({
+      run: 'test -f README.md && echo synced-ok',
+      'lease-output': leaseOutput
+    })
+  )
   expect(main.code).toBe(0)
   expect(main.log).toContain('synced-ok')
-  expect(main.outputs).toMatchObject({ kept: 'false', reused: 'false', 'exit-code': '0' })
+  expect(main.outputs).toMatchObject({
+    kept: 'false',
+    reused: 'false',
+    'exit-code': '0'
+  })
   expect(Number(main.outputs['total-ms'])).toBeGreaterThan(0)
-  const lease = JSON.parse(await readFile(leaseOutput, 'utf8')) as Record<string, unknown>
+  const lease = JSON.parse(await readFile(leaseOutput, 'utf8')) as Record<
+    string,
+    unknown
+  >
   expect(lease).toEqual({
     provider: 'smolvm',
     leaseId: main.outputs['lease-id'],
@@ -139,36 +188,49 @@ test('a one-shot run leaves zero machines', async () => {
   expect(post.code).toBe(0)
   expect(server.machines()).toHaveLength(0)
   // The one-shot sandbox was created ephemeral, with a server-side lifetime.
-  const create = server.requests().filter((r) => r.method === 'POST' && r.path === '/v1/machines')
+  const create = server
+    .requests()
+    .filter((r) => r.method === 'POST' && r.path === '/v1/machines')
   expect(create.length).toBeGreaterThan(0)
 })
 
 test('keep-on-failure keeps the sandbox of a failed run and says how to stop it', async () => {
-  const { main, post } = await runMainAndPost(inputs({ run: 'exit 3', 'keep-on-failure': 'true' }))
+  const { main, post } = await runMainAndPost(
+    inputs({ run: 'exit 3', 'keep-on-failure': 'true' })
+  )
   expect(main.code).toBe(1)
   expect(main.outputs).toMatchObject({ kept: 'true', 'exit-code': '3' })
   expect(main.summary).toContain('mode: stop')
   expect(post.log).toContain('kept on purpose')
   expect(server.machines()).toHaveLength(1)
-  const stop = await runStep('main', inputs({ mode: 'stop', id: main.outputs['lease-id'] as string }))
+  const stop = await runStep(
+    'main',
+    inputs({ mode: 'stop', id: main.outputs['lease-id'] as string })
+  )
   expect(stop.code).toBe(0)
   expect(server.machines()).toHaveLength(0)
 })
 
 test('keep-on-failure deletes the sandbox of a run that passes', async () => {
-  const { main } = await runMainAndPost(inputs({ run: 'true', 'keep-on-failure': 'true' }))
+  const { main } = await runMainAndPost(
+    inputs({ run: 'true', 'keep-on-failure': 'true' })
+  )
   expect(main.code).toBe(0)
   expect(main.outputs.kept).toBe('false')
   expect(server.machines()).toHaveLength(0)
 })
 
 test('warmup keeps a sandbox that a later run reuses and stop deletes', async () => {
-  const warm = await runMainAndPost(inputs({ mode: 'warmup', 'ttl-minutes': '30' }))
+  const warm = await runMainAndPost(
+    inputs({ mode: 'warmup', 'ttl-minutes': '30' })
+  )
   expect(warm.main.code).toBe(0)
   expect(warm.main.outputs.kept).toBe('true')
   expect(server.machines()).toHaveLength(1)
   const id = warm.main.outputs['lease-id'] as string
-  const run = await runMainAndPost(inputs({ id, run: 'echo reused-$CRABBOX_LEASE_ID' }))
+  const run = await runMainAndPost(
+    inputs({ id, run: 'echo reused-$CRABBOX_LEASE_ID' })
+  )
   expect(run.main.log).toContain(`reused-${id}`)
   expect(server.machines()).toHaveLength(1)
   await runStep('main', inputs({ mode: 'stop', id }))
@@ -176,12 +238,17 @@ test('warmup keeps a sandbox that a later run reuses and stop deletes', async ()
 })
 
 test('a sync of a few MiB needs many chunks and arrives intact', async () => {
-  await writeFiles(repo, { 'big/random.bin': randomBytes(3 * 1024 * 1024), 'big/zeros.bin': Buffer.alloc(1024 * 1024) })
+  await writeFiles(repo, {
+    'big/random.bin': randomBytes(3 * 1024 * 1024),
+    'big/zeros.bin': Buffer.alloc(1024 * 1024)
+  })
   commitAll(repo)
   server.clearRequests()
   const { main } = await runMainAndPost(inputs({ run: GUEST_LISTING_SCRIPT }))
   expect(main.code).toBe(0)
-  expect(compareListings(await hostListing(repo), parseGuestListing(main.log))).toEqual([])
+  expect(
+    compareListings(await hostListing(repo), parseGuestListing(main.log))
+  ).toEqual([])
   const execs = server.requests().filter((r) => r.path.endsWith('/exec'))
   expect(execs.length).toBeGreaterThan(40)
   expect(Math.max(...execs.map((r) => r.bodyBytes))).toBeLessThan(128 * 1024)

@@ -24,7 +24,13 @@ let scratch: string
 beforeAll(async () => {
   server = await startServer({ apiKeys: [KEY] })
   scratch = await makeRepo({ 'README.md': '# node_modules fixture\n' })
-  for (const pkg of ['zod', 'undici', '@actions', '@typescript-eslint', '.bin']) {
+  for (const pkg of [
+    'zod',
+    'undici',
+    '@actions',
+    '@typescript-eslint',
+    '.bin'
+  ]) {
     await cp(resolve('node_modules', pkg), join(scratch, 'node_modules', pkg), {
       recursive: true,
       verbatimSymlinks: true

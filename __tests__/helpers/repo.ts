@@ -8,7 +8,9 @@ export function git(cwd: string, ...args: string[]): string {
 }
 
 /** A scratch git repository with the given files committed. */
-export async function makeRepo(files: Record<string, string | Buffer>): Promise<string> {
+export async function makeRepo(
+  files: Record<string, string | Buffer>
+): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'smolvm-repo-'))
   git(dir, 'init', '-q', '-b', 'main')
   git(dir, 'config', 'user.email', 'test@example.com')
@@ -18,7 +20,10 @@ export async function makeRepo(files: Record<string, string | Buffer>): Promise<
   return dir
 }
 
-export async function writeFiles(dir: string, files: Record<string, string | Buffer>): Promise<void> {
+export async function writeFiles(
+  dir: string,
+  files: Record<string, string | Buffer>
+): Promise<void> {
   for (const [path, content] of Object.entries(files)) {
     await mkdir(dirname(join(dir, path)), { recursive: true })
     await writeFile(join(dir, path), content)
@@ -34,6 +39,10 @@ export async function makeExecutable(dir: string, path: string): Promise<void> {
   await chmod(join(dir, path), 0o755)
 }
 
-export async function makeSymlink(dir: string, path: string, target: string): Promise<void> {
+export async function makeSymlink(
+  dir: string,
+  path: string,
+  target: string
+): Promise<void> {
   await symlink(target, join(dir, path))
 }

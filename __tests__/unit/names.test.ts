@@ -1,7 +1,12 @@
 import { expect, test } from '@jest/globals'
 import {
-  MACHINE_NAME, RUN_MARKER, collisionSuffix, generatedSlug, newIdentity,
-  normalizeSlug, parseMachineName
+  MACHINE_NAME,
+  RUN_MARKER,
+  collisionSuffix,
+  generatedSlug,
+  newIdentity,
+  normalizeSlug,
+  parseMachineName
 } from '../../src/lifecycle/names.js'
 
 test('generated slugs match Crabbox vectors', () => {
@@ -22,8 +27,15 @@ test('normalisation', () => {
 
 test('outside a workflow run the name is plain Crabbox', () => {
   const id = newIdentity('smoke', {}, false, 'cbx_123456789abc')
-  expect(id).toEqual({ leaseId: 'cbx_123456789abc', slug: 'smoke', name: 'crabbox-smoke-123456789abc' })
-  expect(parseMachineName(id.name)).toEqual({ leaseId: 'cbx_123456789abc', slug: 'smoke' })
+  expect(id).toEqual({
+    leaseId: 'cbx_123456789abc',
+    slug: 'smoke',
+    name: 'crabbox-smoke-123456789abc'
+  })
+  expect(parseMachineName(id.name)).toEqual({
+    leaseId: 'cbx_123456789abc',
+    slug: 'smoke'
+  })
 })
 
 test('inside a run the slug carries a per-lease suffix and the run marker', () => {
@@ -33,7 +45,11 @@ test('inside a run the slug carries a per-lease suffix and the run marker', () =
   expect(a.slug).toMatch(/^tests-[0-9a-f]{4}-gh987654321-2$/)
   expect(a.slug).not.toBe(b.slug)
   expect(MACHINE_NAME.test(a.name)).toBe(true)
-  expect(RUN_MARKER.exec(a.slug)?.slice(1)).toEqual(['987654321', '2', undefined])
+  expect(RUN_MARKER.exec(a.slug)?.slice(1)).toEqual([
+    '987654321',
+    '2',
+    undefined
+  ])
   const kept = newIdentity('tests', env, true, 'cbx_aaaaaaaaaaaa')
   expect(kept.slug).toMatch(/-gh987654321-2-keep$/)
   expect(RUN_MARKER.exec(kept.slug)?.[3]).toBe('-keep')

@@ -1,21 +1,33 @@
 import { expect, test } from '@jest/globals'
-import { looksSecret, redact, registerSecret } from '../../src/security/redact.js'
+import {
+  looksSecret,
+  redact,
+  registerSecret
+} from '../../src/security/redact.js'
 
 test('registered secrets and their bearer echoes are removed', () => {
   registerSecret('smolvm-secret-token')
-  expect(redact('{"message":"Bearer smolvm-secret-token quota exceeded"}')).toBe(
-    '{"message":"Bearer [redacted] quota exceeded"}'
-  )
+  expect(
+    redact('{"message":"Bearer smolvm-secret-token quota exceeded"}')
+  ).toBe('{"message":"Bearer [redacted] quota exceeded"}')
 })
 
 test('secret-looking fields, headers, queries and urls', () => {
-  expect(redact('{"apiKey":"abc123","ok":"yes"}')).toBe('{"apiKey":"[redacted]","ok":"yes"}')
-  expect(redact('authorization: Bearer xyz.abc')).toBe('authorization: Bearer [redacted]')
+  expect(redact('{"apiKey":"abc123","ok":"yes"}')).toBe(
+    '{"apiKey":"[redacted]","ok":"yes"}'
+  )
+  expect(redact('authorization: Bearer xyz.abc')).toBe(
+    'authorization: Bearer [redacted]'
+  )
   expect(redact('GET /x?token=abcdef&b=1')).toBe('GET /x?token=[redacted]&b=1')
   expect(redact('https://user:pw@host/x')).toBe('https://[redacted]@host/x')
   expect(redact('key smk_another_account_key1')).toBe('key [redacted]')
   expect(redact('password=hunter2 next')).toBe('password=[redacted] next')
-  expect(redact('-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----')).toBe('[redacted]')
+  expect(
+    redact(
+      '-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----'
+    )
+  ).toBe('[redacted]')
 })
 
 test('plain text is left alone', () => {
@@ -23,7 +35,14 @@ test('plain text is left alone', () => {
 })
 
 test('secret-looking names', () => {
-  for (const n of ['API_KEY', 'GH_TOKEN', 'DB_PASSWORD', 'AWS_SECRET', 'MY_CREDENTIALS', 'AUTH_HEADER']) {
+  for (const n of [
+    'API_KEY',
+    'GH_TOKEN',
+    'DB_PASSWORD',
+    'AWS_SECRET',
+    'MY_CREDENTIALS',
+    'AUTH_HEADER'
+  ]) {
     expect(looksSecret(n)).toBe(true)
   }
   expect(looksSecret('NODE_ENV')).toBe(false)

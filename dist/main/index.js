@@ -83126,7 +83126,10 @@ const machineSchema = object({
         diskGb: schemas_number().optional()
     })
         .optional(),
-    network: object({ mode: schemas_string().optional(), cidrs: array(schemas_string()).optional() })
+    network: object({
+        mode: schemas_string().optional(),
+        cidrs: array(schemas_string()).optional()
+    })
         .optional(),
     workdir: schemas_string().optional(),
     createdAt: schemas_string().optional(),
@@ -83247,7 +83250,11 @@ class SmolfleetClient {
     async execStream(id, req, handlers) {
         let answer;
         try {
-            answer = await this.send('POST', `/v1/machines/${enc(id)}/exec/stream`, { body: req, idempotent: false, timeoutMs: execTimeoutMs(req) });
+            answer = await this.send('POST', `/v1/machines/${enc(id)}/exec/stream`, {
+                body: req,
+                idempotent: false,
+                timeoutMs: execTimeoutMs(req)
+            });
         }
         catch (error) {
             if (error instanceof ApiError && [404, 405, 501].includes(error.status)) {
@@ -83298,7 +83305,7 @@ class SmolfleetClient {
                     throw transport;
                 reason = transport.message;
             }
-            const wait = Math.min(delay ?? backoffMs(this.retry, attempt, this.rt.random), 30_000);
+            const wait = Math.min(delay ?? backoffMs(this.retry, attempt, () => this.rt.random()), 30_000);
             if (this.rt.now() - started + wait > this.retry.budgetMs) {
                 throw new Error(`smolfleet ${method} ${path} kept failing (${reason}); gave up after ${attempt} attempts.`);
             }
@@ -83383,7 +83390,8 @@ function toTransportError(error, method, path) {
     const err = error;
     const code = err.code ?? err.cause?.code ?? '';
     let what = err.message ?? String(error);
-    if (err.name === 'TimeoutError' || error instanceof node_modules_undici/* errors */.sO.HeadersTimeoutError) {
+    if (err.name === 'TimeoutError' ||
+        error instanceof node_modules_undici/* errors */.sO.HeadersTimeoutError) {
         what = 'timed out';
     }
     else if (code) {
@@ -83525,11 +83533,29 @@ const MACHINE_NAME = /^crabbox-(.+)-([0-9a-f]{12})$/;
 const LEASE_ID = /^cbx_[0-9a-f]{12}$/;
 const SLUG_MAX = 41;
 const ADJECTIVES = [
-    'amber', 'blue', 'brisk', 'coral', 'crimson', 'golden', 'harbor',
-    'jade', 'pearl', 'quick', 'silver', 'swift', 'tidal', 'violet'
+    'amber',
+    'blue',
+    'brisk',
+    'coral',
+    'crimson',
+    'golden',
+    'harbor',
+    'jade',
+    'pearl',
+    'quick',
+    'silver',
+    'swift',
+    'tidal',
+    'violet'
 ];
 const NOUNS = [
-    'barnacle', 'crab', 'crayfish', 'hermit', 'krill', 'lobster', 'prawn',
+    'barnacle',
+    'crab',
+    'crayfish',
+    'hermit',
+    'krill',
+    'lobster',
+    'prawn',
     'shrimp'
 ];
 function newLeaseId() {
@@ -83575,14 +83601,16 @@ function runMarker(env, handOver) {
     // the run spares it, while the age-based sweeper still applies.
     return `gh${id}-${n}${handOver ? '-keep' : ''}`;
 }
-const RUN_MARKER = /-gh(\d+)-(\d+)(-keep)?$/;
+const RUN_MARKER = /-[0-9a-f]{4}-gh(\d+)-(\d+)(-keep)?$/;
 /**
  * Chooses the identity of a new sandbox. Inside a workflow run the slug
  * gets a per-lease suffix and the run marker, so that the legs of a matrix
  * asking for the same slug still get distinct, findable names.
  */
 function newIdentity(requestedSlug, env, handOver = false, leaseId = newLeaseId()) {
-    const base = requestedSlug ? normalizeSlug(requestedSlug) : generatedSlug(leaseId);
+    const base = requestedSlug
+        ? normalizeSlug(requestedSlug)
+        : generatedSlug(leaseId);
     const marker = runMarker(env, handOver);
     const slug = marker ? `${base}-${collisionSuffix(leaseId)}-${marker}` : base;
     return { leaseId, slug, name: `crabbox-${slug}-${leaseId.slice(4)}` };
@@ -83763,7 +83791,13 @@ function toMatrix(legs) {
 
 
 const MODES = [
-    'warmup', 'run', 'stop', 'status', 'list', 'legs', 'merge'
+    'warmup',
+    'run',
+    'stop',
+    'status',
+    'list',
+    'legs',
+    'merge'
 ];
 // Fan-out helpers that never call the API, so they run without a key.
 const OFFLINE_MODES = new Set(['legs', 'merge']);
@@ -83785,8 +83819,21 @@ class InputError extends Error {
 }
 // Exactly the workdir roots Crabbox refuses as too broad.
 const SYSTEM_ROOTS = new Set([
-    '/', '/bin', '/dev', '/etc', '/home', '/lib', '/lib64', '/opt', '/proc',
-    '/root', '/sbin', '/sys', '/tmp', '/usr', '/var'
+    '/',
+    '/bin',
+    '/dev',
+    '/etc',
+    '/home',
+    '/lib',
+    '/lib64',
+    '/opt',
+    '/proc',
+    '/root',
+    '/sbin',
+    '/sys',
+    '/tmp',
+    '/usr',
+    '/var'
 ]);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /**
@@ -83794,7 +83841,10 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * The post step calls this too, so it never throws.
  */
 function readApiKey(env = process.env) {
-    const candidates = [getInput('api-key'), ...KEY_VARIABLES.map((n) => env[n] ?? '')];
+    const candidates = [
+        getInput('api-key'),
+        ...KEY_VARIABLES.map((n) => env[n] ?? '')
+    ];
     const key = candidates.map((c) => c.trim()).find((c) => c !== '') ?? '';
     if (key) {
         core_setSecret(key);
@@ -83902,7 +83952,7 @@ function checkModeRules(i, problems) {
         problems.push('Input id is empty; mode stop needs the lease ids, slugs or machine ids to delete (one per line), or a selection (stop-run, older-than).');
     }
     if (i.mode === 'merge' && !i.resultsDir) {
-        problems.push('Input results-dir is empty; mode merge needs the directory the legs\' result files were downloaded to.');
+        problems.push("Input results-dir is empty; mode merge needs the directory the legs' result files were downloaded to.");
     }
     if (i.mode === 'stop' && i.ids.length > 0 && i.stopSelection) {
         problems.push('Inputs id and stop-run/older-than both select sandboxes to stop; use one of them.');
@@ -83963,7 +84013,9 @@ class Reader {
             this.problems.push(`Input ${name} "${input}" is not a boolean; use true or false.`);
             return fallback;
         }
-        const fromEnv = variable ? (this.env[variable] ?? '').trim().toLowerCase() : '';
+        const fromEnv = variable
+            ? (this.env[variable] ?? '').trim().toLowerCase()
+            : '';
         if (/^(1|true|yes|on)$/.test(fromEnv))
             return true;
         if (/^(0|false|no|off)$/.test(fromEnv))
@@ -83978,7 +84030,9 @@ class Reader {
     }
     optionalInteger(name, min, max) {
         const value = getInput(name);
-        return value ? this.checkInteger(value, `Input ${name}`, min, max) : undefined;
+        return value
+            ? this.checkInteger(value, `Input ${name}`, min, max)
+            : undefined;
     }
     checkInteger(value, label, min, max) {
         if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -84018,7 +84072,9 @@ class Reader {
         if (!value)
             return '';
         const cleaned = external_node_path_.posix.normalize(value).replace(/\/+$/, '');
-        if (value.startsWith('/') || cleaned === '..' || cleaned.startsWith('../')) {
+        if (value.startsWith('/') ||
+            cleaned === '..' ||
+            cleaned.startsWith('../')) {
             this.problems.push(`Input working-directory "${value}" must be a relative path inside the workdir, such as packages/app.`);
             return '';
         }
@@ -84031,7 +84087,9 @@ class Reader {
             .filter((line) => line !== '' && !line.startsWith('#'));
     }
     envForward() {
-        const names = this.lines('env-forward').flatMap((l) => l.split(/[\s,]+/)).filter(Boolean);
+        const names = this.lines('env-forward')
+            .flatMap((l) => l.split(/[\s,]+/))
+            .filter(Boolean);
         for (const name of names) {
             const bare = name.endsWith('*') ? name.slice(0, -1) : name;
             if (!ENV_NAME.test(bare)) {
@@ -84373,7 +84431,8 @@ async function startMachine(client, machineId, rt) {
     catch (error) {
         // Some backends start machines themselves and refuse /start; readiness
         // is decided by polling, so only a missing machine or a bad key stops us.
-        if (!(error instanceof ApiError) || [401, 403, 404].includes(error.status)) {
+        if (!(error instanceof ApiError) ||
+            [401, 403, 404].includes(error.status)) {
             throw error;
         }
         rt.log(`The start call answered ${error.status}; waiting for the sandbox to become ready anyway.`);
@@ -84420,7 +84479,12 @@ function asSandbox(machine) {
     const parsed = parseMachineName(machine.name);
     if (!parsed)
         return undefined;
-    return { ...parsed, name: machine.name, machineId: machine.id, state: machine.state };
+    return {
+        ...parsed,
+        name: machine.name,
+        machineId: machine.id,
+        state: machine.state
+    };
 }
 /**
  * Finds the sandbox a user named by lease id, slug, machine name or
@@ -84516,7 +84580,9 @@ function goDuration(ms) {
     return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s}s`;
 }
 function summaryLine(t, exitCode) {
-    const sync = t.syncMs === undefined ? 'sync_skipped=true' : `sync=${goDuration(t.syncMs)}`;
+    const sync = t.syncMs === undefined
+        ? 'sync_skipped=true'
+        : `sync=${goDuration(t.syncMs)}`;
     const command = `command=${goDuration(t.commandMs ?? 0)}`;
     const exit = exitCode === undefined ? '' : ` exit=${exitCode}`;
     return `smolvm run summary ${sync} ${command} total=${goDuration(t.totalMs)}${exit}`;
@@ -84570,7 +84636,7 @@ async function writeJobSummary(s) {
     if (s.lease) {
         rows.push(['Lease', `<code>${s.lease.leaseId}</code>`]);
         rows.push(['Slug', `<code>${s.lease.slug}</code>`]);
-        rows.push(['Machine', `<code>${s.lease.machineId || "not created"}</code>`]);
+        rows.push(['Machine', `<code>${s.lease.machineId || 'not created'}</code>`]);
         rows.push(['Reused', s.lease.reused ? 'yes' : 'no']);
     }
     if (s.exitCode !== undefined)
@@ -84589,10 +84655,11 @@ async function writeJobSummary(s) {
         rows.push(['Cleanup', s.lease.cleanup]);
     if (s.error)
         rows.push(['Error', s.error]);
-    const summary = summary_summary
-        .addHeading(s.title, 3)
-        .addTable([
-        [{ data: 'Field', header: true }, { data: 'Value', header: true }],
+    const summary = summary_summary.addHeading(s.title, 3).addTable([
+        [
+            { data: 'Field', header: true },
+            { data: 'Value', header: true }
+        ],
         ...rows.map(([k, v]) => [k, v])
     ]);
     if (s.lease?.kept) {
@@ -84749,7 +84816,9 @@ function forwardedEnv(patterns, env) {
     for (const [name, value] of Object.entries(env)) {
         if (value === undefined || !NAME.test(name))
             continue;
-        const wanted = patterns.some((p) => p.endsWith('*') ? p.length > 1 && name.startsWith(p.slice(0, -1)) : p === name);
+        const wanted = patterns.some((p) => p.endsWith('*')
+            ? p.length > 1 && name.startsWith(p.slice(0, -1))
+            : p === name);
         if (wanted)
             out[name] = value;
     }
@@ -84873,7 +84942,7 @@ async function runScript(ctx, sandbox, run) {
         // the run never started, the variables too.
         await ctx.cleanupClient
             .exec(id, { command: guest.cleanup, cwd: '/', timeoutSeconds: 30 }, { idempotent: true })
-            .catch((error) => core_debug(`cleanup of ${guest.dir} failed: ${error.message}`));
+            .catch((error) => core_debug(`cleanup of ${guest.dir} failed: ${String(error)}`));
     }
 }
 function mayHaveRun(error) {
@@ -86405,7 +86474,9 @@ function guestExec(client, machineId) {
     return async (command, options) => client.exec(machineId, {
         command,
         cwd: '/',
-        ...(options?.timeoutSeconds ? { timeoutSeconds: options.timeoutSeconds } : {})
+        ...(options?.timeoutSeconds
+            ? { timeoutSeconds: options.timeoutSeconds }
+            : {})
     }, { idempotent: options?.idempotent ?? false });
 }
 
@@ -86437,7 +86508,7 @@ async function runMode(ctx) {
     }
     const env = forwardedEnv(i.envForward, ctx.env);
     const reused = i.ids.length === 1;
-    const sandbox = await group(reused ? 'Find sandbox' : 'Create sandbox', async () => (reused ? reuse(ctx, i.ids[0]) : newSandbox(ctx, i.keep)));
+    const sandbox = await group(reused ? 'Find sandbox' : 'Create sandbox', async () => reused ? reuse(ctx, i.ids[0]) : newSandbox(ctx, i.keep));
     const lease = {
         leaseId: sandbox.leaseId,
         slug: sandbox.slug,
@@ -86447,7 +86518,11 @@ async function runMode(ctx) {
         cleanup: 'pending'
     };
     setLeaseOutputs(lease);
-    const timings = { syncMs: undefined, commandMs: undefined, totalMs: 0 };
+    const timings = {
+        syncMs: undefined,
+        commandMs: undefined,
+        totalMs: 0
+    };
     let exitCode;
     let failure;
     let synced;
@@ -86464,9 +86539,15 @@ async function runMode(ctx) {
             info(`synced ${i.workdir}`);
         }
         else {
-            const cwd = i.workingDirectory ? external_node_path_.posix.join(i.workdir, i.workingDirectory) : i.workdir;
+            const cwd = i.workingDirectory
+                ? external_node_path_.posix.join(i.workdir, i.workingDirectory)
+                : i.workdir;
             const t0 = Date.now();
-            exitCode = await group('Run', async () => runScript(ctx, sandbox, { script: i.script, env: { ...env, ...leaseEnv(sandbox) }, cwd }));
+            exitCode = await group('Run', async () => runScript(ctx, sandbox, {
+                script: i.script,
+                env: { ...env, ...leaseEnv(sandbox) },
+                cwd
+            }));
             timings.commandMs = Date.now() - t0;
         }
     }
@@ -86524,7 +86605,9 @@ async function finish(ctx, sandbox, lease, failed) {
     }
     if (i.keep || (failed && i.keepOnFailure)) {
         saveCleanup('keep');
-        lease.cleanup = i.keep ? 'kept (keep: true)' : 'kept because the run failed (keep-on-failure)';
+        lease.cleanup = i.keep
+            ? 'kept (keep: true)'
+            : 'kept because the run failed (keep-on-failure)';
         info(`keep-on-failure: kept lease=${sandbox.leaseId} slug=${sandbox.slug}`);
         info(`stop: ${cleanupCommand(sandbox.leaseId)}`);
         return;
@@ -86579,7 +86662,9 @@ async function statusMode(ctx) {
  * and age. A sandbox that is already gone counts as stopped.
  */
 async function stopMode(ctx) {
-    const targets = ctx.inputs.stopSelection ? await stop_select(ctx) : await named(ctx);
+    const targets = ctx.inputs.stopSelection
+        ? await stop_select(ctx)
+        : await named(ctx);
     const stopped = [];
     const failed = [];
     const rows = [];
@@ -86613,7 +86698,10 @@ async function stopMode(ctx) {
         .addRaw(`${ctx.inputs.dryRun ? 'Would stop' : 'Stopped'} ${stopped.length} sandbox(es)${failed.length > 0 ? `, ${failed.length} failed` : ''}.`, true);
     if (rows.length > 0) {
         summary.addTable([
-            ['Lease', 'Slug', 'Created', 'Result'].map((data) => ({ data, header: true })),
+            ['Lease', 'Slug', 'Created', 'Result'].map((data) => ({
+                data,
+                header: true
+            })),
             ...rows
         ]);
     }

@@ -70404,11 +70404,29 @@ const MACHINE_NAME = /^crabbox-(.+)-([0-9a-f]{12})$/;
 const LEASE_ID = /^cbx_[0-9a-f]{12}$/;
 const names_SLUG_MAX = 41;
 const ADJECTIVES = (/* unused pure expression or super */ null && ([
-    'amber', 'blue', 'brisk', 'coral', 'crimson', 'golden', 'harbor',
-    'jade', 'pearl', 'quick', 'silver', 'swift', 'tidal', 'violet'
+    'amber',
+    'blue',
+    'brisk',
+    'coral',
+    'crimson',
+    'golden',
+    'harbor',
+    'jade',
+    'pearl',
+    'quick',
+    'silver',
+    'swift',
+    'tidal',
+    'violet'
 ]));
 const NOUNS = (/* unused pure expression or super */ null && ([
-    'barnacle', 'crab', 'crayfish', 'hermit', 'krill', 'lobster', 'prawn',
+    'barnacle',
+    'crab',
+    'crayfish',
+    'hermit',
+    'krill',
+    'lobster',
+    'prawn',
     'shrimp'
 ]));
 function newLeaseId() {
@@ -70454,14 +70472,16 @@ function runMarker(env, handOver) {
     // the run spares it, while the age-based sweeper still applies.
     return `gh${id}-${n}${handOver ? '-keep' : ''}`;
 }
-const RUN_MARKER = /-gh(\d+)-(\d+)(-keep)?$/;
+const RUN_MARKER = /-[0-9a-f]{4}-gh(\d+)-(\d+)(-keep)?$/;
 /**
  * Chooses the identity of a new sandbox. Inside a workflow run the slug
  * gets a per-lease suffix and the run marker, so that the legs of a matrix
  * asking for the same slug still get distinct, findable names.
  */
 function newIdentity(requestedSlug, env, handOver = false, leaseId = newLeaseId()) {
-    const base = requestedSlug ? names_normalizeSlug(requestedSlug) : generatedSlug(leaseId);
+    const base = requestedSlug
+        ? names_normalizeSlug(requestedSlug)
+        : generatedSlug(leaseId);
     const marker = runMarker(env, handOver);
     const slug = marker ? `${base}-${collisionSuffix(leaseId)}-${marker}` : base;
     return { leaseId, slug, name: `crabbox-${slug}-${leaseId.slice(4)}` };
@@ -70697,7 +70717,13 @@ function toMatrix(legs) {
 
 
 const MODES = (/* unused pure expression or super */ null && ([
-    'warmup', 'run', 'stop', 'status', 'list', 'legs', 'merge'
+    'warmup',
+    'run',
+    'stop',
+    'status',
+    'list',
+    'legs',
+    'merge'
 ]));
 // Fan-out helpers that never call the API, so they run without a key.
 const OFFLINE_MODES = new Set(['legs', 'merge']);
@@ -70719,8 +70745,21 @@ class InputError extends Error {
 }
 // Exactly the workdir roots Crabbox refuses as too broad.
 const SYSTEM_ROOTS = new Set([
-    '/', '/bin', '/dev', '/etc', '/home', '/lib', '/lib64', '/opt', '/proc',
-    '/root', '/sbin', '/sys', '/tmp', '/usr', '/var'
+    '/',
+    '/bin',
+    '/dev',
+    '/etc',
+    '/home',
+    '/lib',
+    '/lib64',
+    '/opt',
+    '/proc',
+    '/root',
+    '/sbin',
+    '/sys',
+    '/tmp',
+    '/usr',
+    '/var'
 ]);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /**
@@ -70728,7 +70767,10 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * The post step calls this too, so it never throws.
  */
 function readApiKey(env = process.env) {
-    const candidates = [getInput('api-key'), ...KEY_VARIABLES.map((n) => env[n] ?? '')];
+    const candidates = [
+        getInput('api-key'),
+        ...KEY_VARIABLES.map((n) => env[n] ?? '')
+    ];
     const key = candidates.map((c) => c.trim()).find((c) => c !== '') ?? '';
     if (key) {
         core_setSecret(key);
@@ -70836,7 +70878,7 @@ function checkModeRules(i, problems) {
         problems.push('Input id is empty; mode stop needs the lease ids, slugs or machine ids to delete (one per line), or a selection (stop-run, older-than).');
     }
     if (i.mode === 'merge' && !i.resultsDir) {
-        problems.push('Input results-dir is empty; mode merge needs the directory the legs\' result files were downloaded to.');
+        problems.push("Input results-dir is empty; mode merge needs the directory the legs' result files were downloaded to.");
     }
     if (i.mode === 'stop' && i.ids.length > 0 && i.stopSelection) {
         problems.push('Inputs id and stop-run/older-than both select sandboxes to stop; use one of them.');
@@ -70897,7 +70939,9 @@ class Reader {
             this.problems.push(`Input ${name} "${input}" is not a boolean; use true or false.`);
             return fallback;
         }
-        const fromEnv = variable ? (this.env[variable] ?? '').trim().toLowerCase() : '';
+        const fromEnv = variable
+            ? (this.env[variable] ?? '').trim().toLowerCase()
+            : '';
         if (/^(1|true|yes|on)$/.test(fromEnv))
             return true;
         if (/^(0|false|no|off)$/.test(fromEnv))
@@ -70912,7 +70956,9 @@ class Reader {
     }
     optionalInteger(name, min, max) {
         const value = core.getInput(name);
-        return value ? this.checkInteger(value, `Input ${name}`, min, max) : undefined;
+        return value
+            ? this.checkInteger(value, `Input ${name}`, min, max)
+            : undefined;
     }
     checkInteger(value, label, min, max) {
         if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -70952,7 +70998,9 @@ class Reader {
         if (!value)
             return '';
         const cleaned = posix.normalize(value).replace(/\/+$/, '');
-        if (value.startsWith('/') || cleaned === '..' || cleaned.startsWith('../')) {
+        if (value.startsWith('/') ||
+            cleaned === '..' ||
+            cleaned.startsWith('../')) {
             this.problems.push(`Input working-directory "${value}" must be a relative path inside the workdir, such as packages/app.`);
             return '';
         }
@@ -70966,7 +71014,9 @@ class Reader {
             .filter((line) => line !== '' && !line.startsWith('#'));
     }
     envForward() {
-        const names = this.lines('env-forward').flatMap((l) => l.split(/[\s,]+/)).filter(Boolean);
+        const names = this.lines('env-forward')
+            .flatMap((l) => l.split(/[\s,]+/))
+            .filter(Boolean);
         for (const name of names) {
             const bare = name.endsWith('*') ? name.slice(0, -1) : name;
             if (!ENV_NAME.test(bare)) {
@@ -71043,7 +71093,9 @@ function goDuration(ms) {
     return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s}s`;
 }
 function summaryLine(t, exitCode) {
-    const sync = t.syncMs === undefined ? 'sync_skipped=true' : `sync=${goDuration(t.syncMs)}`;
+    const sync = t.syncMs === undefined
+        ? 'sync_skipped=true'
+        : `sync=${goDuration(t.syncMs)}`;
     const command = `command=${goDuration(t.commandMs ?? 0)}`;
     const exit = exitCode === undefined ? '' : ` exit=${exitCode}`;
     return `smolvm run summary ${sync} ${command} total=${goDuration(t.totalMs)}${exit}`;
@@ -71097,7 +71149,7 @@ async function writeJobSummary(s) {
     if (s.lease) {
         rows.push(['Lease', `<code>${s.lease.leaseId}</code>`]);
         rows.push(['Slug', `<code>${s.lease.slug}</code>`]);
-        rows.push(['Machine', `<code>${s.lease.machineId || "not created"}</code>`]);
+        rows.push(['Machine', `<code>${s.lease.machineId || 'not created'}</code>`]);
         rows.push(['Reused', s.lease.reused ? 'yes' : 'no']);
     }
     if (s.exitCode !== undefined)
@@ -71116,10 +71168,11 @@ async function writeJobSummary(s) {
         rows.push(['Cleanup', s.lease.cleanup]);
     if (s.error)
         rows.push(['Error', s.error]);
-    const summary = core.summary
-        .addHeading(s.title, 3)
-        .addTable([
-        [{ data: 'Field', header: true }, { data: 'Value', header: true }],
+    const summary = core.summary.addHeading(s.title, 3).addTable([
+        [
+            { data: 'Field', header: true },
+            { data: 'Value', header: true }
+        ],
         ...rows.map(([k, v]) => [k, v])
     ]);
     if (s.lease?.kept) {
@@ -80738,7 +80791,10 @@ const machineSchema = object({
         diskGb: schemas_number().optional()
     })
         .optional(),
-    network: object({ mode: schemas_string().optional(), cidrs: array(schemas_string()).optional() })
+    network: object({
+        mode: schemas_string().optional(),
+        cidrs: array(schemas_string()).optional()
+    })
         .optional(),
     workdir: schemas_string().optional(),
     createdAt: schemas_string().optional(),
@@ -80859,7 +80915,11 @@ class SmolfleetClient {
     async execStream(id, req, handlers) {
         let answer;
         try {
-            answer = await this.send('POST', `/v1/machines/${enc(id)}/exec/stream`, { body: req, idempotent: false, timeoutMs: execTimeoutMs(req) });
+            answer = await this.send('POST', `/v1/machines/${enc(id)}/exec/stream`, {
+                body: req,
+                idempotent: false,
+                timeoutMs: execTimeoutMs(req)
+            });
         }
         catch (error) {
             if (error instanceof ApiError && [404, 405, 501].includes(error.status)) {
@@ -80910,7 +80970,7 @@ class SmolfleetClient {
                     throw transport;
                 reason = transport.message;
             }
-            const wait = Math.min(delay ?? backoffMs(this.retry, attempt, this.rt.random), 30_000);
+            const wait = Math.min(delay ?? backoffMs(this.retry, attempt, () => this.rt.random()), 30_000);
             if (this.rt.now() - started + wait > this.retry.budgetMs) {
                 throw new Error(`smolfleet ${method} ${path} kept failing (${reason}); gave up after ${attempt} attempts.`);
             }
@@ -80995,7 +81055,8 @@ function toTransportError(error, method, path) {
     const err = error;
     const code = err.code ?? err.cause?.code ?? '';
     let what = err.message ?? String(error);
-    if (err.name === 'TimeoutError' || error instanceof node_modules_undici/* errors */.sO.HeadersTimeoutError) {
+    if (err.name === 'TimeoutError' ||
+        error instanceof node_modules_undici/* errors */.sO.HeadersTimeoutError) {
         what = 'timed out';
     }
     else if (code) {

@@ -8,11 +8,29 @@ export const LEASE_ID = /^cbx_[0-9a-f]{12}$/
 export const SLUG_MAX = 41
 
 const ADJECTIVES = [
-  'amber', 'blue', 'brisk', 'coral', 'crimson', 'golden', 'harbor',
-  'jade', 'pearl', 'quick', 'silver', 'swift', 'tidal', 'violet'
+  'amber',
+  'blue',
+  'brisk',
+  'coral',
+  'crimson',
+  'golden',
+  'harbor',
+  'jade',
+  'pearl',
+  'quick',
+  'silver',
+  'swift',
+  'tidal',
+  'violet'
 ]
 const NOUNS = [
-  'barnacle', 'crab', 'crayfish', 'hermit', 'krill', 'lobster', 'prawn',
+  'barnacle',
+  'crab',
+  'crayfish',
+  'hermit',
+  'krill',
+  'lobster',
+  'prawn',
   'shrimp'
 ]
 
@@ -86,7 +104,9 @@ export function newIdentity(
   handOver = false,
   leaseId = newLeaseId()
 ): LeaseIdentity {
-  const base = requestedSlug ? normalizeSlug(requestedSlug) : generatedSlug(leaseId)
+  const base = requestedSlug
+    ? normalizeSlug(requestedSlug)
+    : generatedSlug(leaseId)
   const marker = runMarker(env, handOver)
   const slug = marker ? `${base}-${collisionSuffix(leaseId)}-${marker}` : base
   return { leaseId, slug, name: `crabbox-${slug}-${leaseId.slice(4)}` }

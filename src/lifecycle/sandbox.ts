@@ -92,11 +92,15 @@ async function createOrAdopt(
       if (!maybe && !exists) throw error
       const found = await findByName(client, identity.name)
       if (found) {
-        rt.log(`Adopted ${found.id}, created under our name ${identity.name} although the create answer was lost.`)
+        rt.log(
+          `Adopted ${found.id}, created under our name ${identity.name} although the create answer was lost.`
+        )
         return found
       }
       if (exists || attempt >= CREATE_ATTEMPTS) throw error
-      rt.log(`${(error as Error).message}; no machine has our name, so the create is sent again (attempt ${attempt + 1} of ${CREATE_ATTEMPTS}).`)
+      rt.log(
+        `${(error as Error).message}; no machine has our name, so the create is sent again (attempt ${attempt + 1} of ${CREATE_ATTEMPTS}).`
+      )
       await rt.sleep(500 * 2 ** attempt)
     }
   }
@@ -122,10 +126,15 @@ async function startMachine(
   } catch (error) {
     // Some backends start machines themselves and refuse /start; readiness
     // is decided by polling, so only a missing machine or a bad key stops us.
-    if (!(error instanceof ApiError) || [401, 403, 404].includes(error.status)) {
+    if (
+      !(error instanceof ApiError) ||
+      [401, 403, 404].includes(error.status)
+    ) {
       throw error
     }
-    rt.log(`The start call answered ${error.status}; waiting for the sandbox to become ready anyway.`)
+    rt.log(
+      `The start call answered ${error.status}; waiting for the sandbox to become ready anyway.`
+    )
   }
 }
 
@@ -141,10 +150,14 @@ async function waitReady(
     const state = machine.state.trim().toLowerCase()
     if (READY.has(state)) return machine
     if (FAILED.has(state)) {
-      throw new Error(`Sandbox ${machine.id} entered state "${machine.state}" while starting; it was deleted.`)
+      throw new Error(
+        `Sandbox ${machine.id} entered state "${machine.state}" while starting; it was deleted.`
+      )
     }
     if (GONE.has(state)) {
-      throw new Error(`Sandbox ${machine.id} is in state "${machine.state}" and cannot be used.`)
+      throw new Error(
+        `Sandbox ${machine.id} is in state "${machine.state}" and cannot be used.`
+      )
     }
     if (rt.now() >= deadline) {
       throw new Error(
@@ -180,7 +193,12 @@ function toSandbox(identity: LeaseIdentity, machine: MachineRecord): Sandbox {
 export function asSandbox(machine: MachineRecord): Sandbox | undefined {
   const parsed = parseMachineName(machine.name)
   if (!parsed) return undefined
-  return { ...parsed, name: machine.name, machineId: machine.id, state: machine.state }
+  return {
+    ...parsed,
+    name: machine.name,
+    machineId: machine.id,
+    state: machine.state
+  }
 }
 
 /**
@@ -213,7 +231,9 @@ export async function resolveSandbox(
   )
   if (matches.length === 1) return matches[0] as Sandbox
   if (matches.length === 0) {
-    throw new NotFoundError(`No sandbox matches "${wanted}" (looked for a lease id, slug, machine name or machine id).`)
+    throw new NotFoundError(
+      `No sandbox matches "${wanted}" (looked for a lease id, slug, machine name or machine id).`
+    )
   }
   throw new Error(
     `"${wanted}" matches ${matches.length} sandboxes (${matches.map((m) => m.leaseId).join(', ')}); use a lease id.`

@@ -14,7 +14,10 @@ const REFUSED = new Set([400, 401, 402, 403, 404, 413, 422])
  * state before the create call: if the answer is lost or the step is
  * cancelled, the post step can still find and delete it by name.
  */
-export async function newSandbox(ctx: Context, keepIntent: boolean): Promise<Sandbox> {
+export async function newSandbox(
+  ctx: Context,
+  keepIntent: boolean
+): Promise<Sandbox> {
   const i = ctx.inputs
   const identity = newIdentity(i.slug, ctx.env, i.keep)
   saveLease({ ...identity, machineId: '', cleanup: 'delete' })

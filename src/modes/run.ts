@@ -46,7 +46,8 @@ export async function runMode(ctx: Context): Promise<void> {
   const reused = i.ids.length === 1
   const sandbox: Sandbox = await core.group(
     reused ? 'Find sandbox' : 'Create sandbox',
-    async () => (reused ? reuse(ctx, i.ids[0] as string) : newSandbox(ctx, i.keep))
+    async () =>
+      reused ? reuse(ctx, i.ids[0] as string) : newSandbox(ctx, i.keep)
   )
   const lease: LeaseReport = {
     leaseId: sandbox.leaseId,
@@ -58,7 +59,11 @@ export async function runMode(ctx: Context): Promise<void> {
   }
   setLeaseOutputs(lease)
 
-  const timings: Timings = { syncMs: undefined, commandMs: undefined, totalMs: 0 }
+  const timings: Timings = {
+    syncMs: undefined,
+    commandMs: undefined,
+    totalMs: 0
+  }
   let exitCode: number | undefined
   let failure: Error | undefined
   let synced: SyncReport | undefined
@@ -76,10 +81,16 @@ export async function runMode(ctx: Context): Promise<void> {
     if (i.syncOnly) {
       core.info(`synced ${i.workdir}`)
     } else {
-      const cwd = i.workingDirectory ? posix.join(i.workdir, i.workingDirectory) : i.workdir
+      const cwd = i.workingDirectory
+        ? posix.join(i.workdir, i.workingDirectory)
+        : i.workdir
       const t0 = Date.now()
       exitCode = await core.group('Run', async () =>
-        runScript(ctx, sandbox, { script: i.script, env: { ...env, ...leaseEnv(sandbox) }, cwd })
+        runScript(ctx, sandbox, {
+          script: i.script,
+          env: { ...env, ...leaseEnv(sandbox) },
+          cwd
+        })
       )
       timings.commandMs = Date.now() - t0
     }
@@ -148,8 +159,12 @@ async function finish(
   }
   if (i.keep || (failed && i.keepOnFailure)) {
     saveCleanup('keep')
-    lease.cleanup = i.keep ? 'kept (keep: true)' : 'kept because the run failed (keep-on-failure)'
-    core.info(`keep-on-failure: kept lease=${sandbox.leaseId} slug=${sandbox.slug}`)
+    lease.cleanup = i.keep
+      ? 'kept (keep: true)'
+      : 'kept because the run failed (keep-on-failure)'
+    core.info(
+      `keep-on-failure: kept lease=${sandbox.leaseId} slug=${sandbox.slug}`
+    )
     core.info(`stop: ${cleanupCommand(sandbox.leaseId)}`)
     return
   }
@@ -162,7 +177,9 @@ async function finish(
   } catch (error) {
     // The post step tries again; the state still says "delete".
     lease.cleanup = `delete failed, the post step retries: ${(error as Error).message}`
-    core.warning(`Could not delete sandbox ${sandbox.machineId} yet: ${(error as Error).message}. The post step tries again.`)
+    core.warning(
+      `Could not delete sandbox ${sandbox.machineId} yet: ${(error as Error).message}. The post step tries again.`
+    )
   }
 }
 

@@ -14,7 +14,9 @@ type Target = Pick<Sandbox, 'leaseId' | 'machineId' | 'slug'> & {
  * and age. A sandbox that is already gone counts as stopped.
  */
 export async function stopMode(ctx: Context): Promise<void> {
-  const targets: Target[] = ctx.inputs.stopSelection ? await select(ctx) : await named(ctx)
+  const targets: Target[] = ctx.inputs.stopSelection
+    ? await select(ctx)
+    : await named(ctx)
   const stopped: string[] = []
   const failed: string[] = []
   const rows: string[][] = []
@@ -22,7 +24,9 @@ export async function stopMode(ctx: Context): Promise<void> {
     const row = [target.leaseId, target.slug, target.createdAt ?? '']
     rows.push(row)
     if (ctx.inputs.dryRun) {
-      core.info(`would stop lease=${target.leaseId} machine=${target.machineId} slug=${target.slug}`)
+      core.info(
+        `would stop lease=${target.leaseId} machine=${target.machineId} slug=${target.slug}`
+      )
       stopped.push(target.leaseId)
       row.push('would stop')
       continue
@@ -37,7 +41,9 @@ export async function stopMode(ctx: Context): Promise<void> {
       stopped.push(target.leaseId)
       row.push(result === 'gone' ? 'already gone' : 'stopped')
     } catch (error) {
-      core.error(`Could not stop ${target.leaseId} (${target.machineId}): ${(error as Error).message}`)
+      core.error(
+        `Could not stop ${target.leaseId} (${target.machineId}): ${(error as Error).message}`
+      )
       failed.push(target.leaseId)
       row.push('failed')
     }
@@ -52,17 +58,24 @@ export async function stopMode(ctx: Context): Promise<void> {
     )
   if (rows.length > 0) {
     summary.addTable([
-      ['Lease', 'Slug', 'Created', 'Result'].map((data) => ({ data, header: true })),
+      ['Lease', 'Slug', 'Created', 'Result'].map((data) => ({
+        data,
+        header: true
+      })),
       ...rows
     ])
   }
   await summary.write().catch(() => undefined)
   if (failed.length > 0) {
-    throw new Error(`Could not stop ${failed.length} sandbox(es): ${failed.join(', ')}; run mode stop again with these ids.`)
+    throw new Error(
+      `Could not stop ${failed.length} sandbox(es): ${failed.join(', ')}; run mode stop again with these ids.`
+    )
   }
 }
 
-async function named(ctx: Context): Promise<Pick<Sandbox, 'leaseId' | 'machineId' | 'slug'>[]> {
+async function named(
+  ctx: Context
+): Promise<Pick<Sandbox, 'leaseId' | 'machineId' | 'slug'>[]> {
   const out: Sandbox[] = []
   for (const id of ctx.inputs.ids) {
     try {
@@ -102,7 +115,14 @@ export function selectEntries(
 async function select(ctx: Context): Promise<LeaseEntry[]> {
   const sel = ctx.inputs.stopSelection
   const entries = toEntries(await ctx.client.listMachines())
-  const chosen = selectEntries(entries, sel?.runId, sel?.olderThanMs, Date.now())
-  core.info(`${chosen.length} of ${entries.length} sandboxes match the selection.`)
+  const chosen = selectEntries(
+    entries,
+    sel?.runId,
+    sel?.olderThanMs,
+    Date.now()
+  )
+  core.info(
+    `${chosen.length} of ${entries.length} sandboxes match the selection.`
+  )
   return chosen
 }

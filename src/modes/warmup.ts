@@ -13,7 +13,9 @@ import { newSandbox } from './new-sandbox.js'
 /** Creates a sandbox and keeps it until mode stop deletes it. */
 export async function warmupMode(ctx: Context): Promise<void> {
   const started = Date.now()
-  const sandbox = await core.group('Create sandbox', async () => newSandbox(ctx, true))
+  const sandbox = await core.group('Create sandbox', async () =>
+    newSandbox(ctx, true)
+  )
   const ttl = ctx.inputs.ttlMinutes
   const lease: LeaseReport = {
     leaseId: sandbox.leaseId,
@@ -28,8 +30,12 @@ export async function warmupMode(ctx: Context): Promise<void> {
   const totalMs = Date.now() - started
   core.info(`warmup complete total=${goDuration(totalMs)}`)
   setLeaseOutputs(lease)
-  setTimingOutputs({ syncMs: undefined, commandMs: undefined, totalMs }, undefined)
-  if (ctx.inputs.leaseOutput) await writeLeaseOutput(ctx.inputs.leaseOutput, lease)
+  setTimingOutputs(
+    { syncMs: undefined, commandMs: undefined, totalMs },
+    undefined
+  )
+  if (ctx.inputs.leaseOutput)
+    await writeLeaseOutput(ctx.inputs.leaseOutput, lease)
   await writeJobSummary({
     title: 'smolvm warmup',
     lease,

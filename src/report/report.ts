@@ -38,7 +38,10 @@ export function goDuration(ms: number): string {
 }
 
 export function summaryLine(t: Timings, exitCode: number | undefined): string {
-  const sync = t.syncMs === undefined ? 'sync_skipped=true' : `sync=${goDuration(t.syncMs)}`
+  const sync =
+    t.syncMs === undefined
+      ? 'sync_skipped=true'
+      : `sync=${goDuration(t.syncMs)}`
   const command = `command=${goDuration(t.commandMs ?? 0)}`
   const exit = exitCode === undefined ? '' : ` exit=${exitCode}`
   return `smolvm run summary ${sync} ${command} total=${goDuration(t.totalMs)}${exit}`
@@ -53,9 +56,13 @@ export function setLeaseOutputs(lease: LeaseReport): void {
   core.setOutput('cleanup-command', cleanupCommand(lease.leaseId))
 }
 
-export function setTimingOutputs(t: Timings, exitCode: number | undefined): void {
+export function setTimingOutputs(
+  t: Timings,
+  exitCode: number | undefined
+): void {
   if (exitCode !== undefined) core.setOutput('exit-code', String(exitCode))
-  if (t.syncMs !== undefined) core.setOutput('sync-ms', String(Math.round(t.syncMs)))
+  if (t.syncMs !== undefined)
+    core.setOutput('sync-ms', String(Math.round(t.syncMs)))
   if (t.commandMs !== undefined) {
     core.setOutput('command-ms', String(Math.round(t.commandMs)))
   }
@@ -63,7 +70,10 @@ export function setTimingOutputs(t: Timings, exitCode: number | undefined): void
 }
 
 /** Crabbox's lease-output fields, plus the machine id. */
-export async function writeLeaseOutput(path: string, lease: LeaseReport): Promise<void> {
+export async function writeLeaseOutput(
+  path: string,
+  lease: LeaseReport
+): Promise<void> {
   const body = {
     provider: 'smolvm',
     leaseId: lease.leaseId,
@@ -103,13 +113,14 @@ export async function writeJobSummary(s: RunSummary): Promise<void> {
   if (s.lease) {
     rows.push(['Lease', `<code>${s.lease.leaseId}</code>`])
     rows.push(['Slug', `<code>${s.lease.slug}</code>`])
-    rows.push(['Machine', `<code>${s.lease.machineId || "not created"}</code>`])
+    rows.push(['Machine', `<code>${s.lease.machineId || 'not created'}</code>`])
     rows.push(['Reused', s.lease.reused ? 'yes' : 'no'])
   }
   if (s.exitCode !== undefined) rows.push(['Exit code', String(s.exitCode)])
   if (s.sync) rows.push(['Sync', s.sync])
   if (s.timings) {
-    if (s.timings.syncMs !== undefined) rows.push(['Sync time', goDuration(s.timings.syncMs)])
+    if (s.timings.syncMs !== undefined)
+      rows.push(['Sync time', goDuration(s.timings.syncMs)])
     if (s.timings.commandMs !== undefined) {
       rows.push(['Command time', goDuration(s.timings.commandMs)])
     }
@@ -117,17 +128,21 @@ export async function writeJobSummary(s: RunSummary): Promise<void> {
   }
   if (s.lease) rows.push(['Cleanup', s.lease.cleanup])
   if (s.error) rows.push(['Error', s.error])
-  const summary = core.summary
-    .addHeading(s.title, 3)
-    .addTable([
-      [{ data: 'Field', header: true }, { data: 'Value', header: true }],
-      ...rows.map(([k, v]) => [k, v])
-    ])
+  const summary = core.summary.addHeading(s.title, 3).addTable([
+    [
+      { data: 'Field', header: true },
+      { data: 'Value', header: true }
+    ],
+    ...rows.map(([k, v]) => [k, v])
+  ])
   if (s.lease?.kept) {
     summary
       .addRaw('The sandbox is still running. Stop it with this step:', true)
       .addCodeBlock(stopStep(s.lease.leaseId), 'yaml')
-      .addRaw(`or from a shell: <code>${cleanupCommand(s.lease.leaseId)}</code>`, true)
+      .addRaw(
+        `or from a shell: <code>${cleanupCommand(s.lease.leaseId)}</code>`,
+        true
+      )
   }
   await summary.write()
 }

@@ -15,7 +15,9 @@ export function forwardedEnv(
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined || !NAME.test(name)) continue
     const wanted = patterns.some((p) =>
-      p.endsWith('*') ? p.length > 1 && name.startsWith(p.slice(0, -1)) : p === name
+      p.endsWith('*')
+        ? p.length > 1 && name.startsWith(p.slice(0, -1))
+        : p === name
     )
     if (wanted) out[name] = value
   }

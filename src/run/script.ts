@@ -37,7 +37,9 @@ export async function runScript(
     )
   }
 
-  core.info(`Running the script in ${run.cwd} (timeout ${ctx.inputs.timeoutMinutes} minutes)`)
+  core.info(
+    `Running the script in ${run.cwd} (timeout ${ctx.inputs.timeoutMinutes} minutes)`
+  )
   const deadline = Date.now() + timeoutSeconds * 1000
   try {
     for (let attempt = 1; ; attempt++) {
@@ -45,25 +47,49 @@ export async function runScript(
         const code = await streamOrExec(ctx, id, guest.run, timeoutSeconds)
         if (code !== ALREADY_STARTED || attempt === 1) return code
         // A re-sent run found the first one started after all: wait for it.
-        const outcome = await recover(ctx, id, guest.probe, deadline, new Error('The first run call was delivered late'))
-        if (outcome === 'not-started') throw new Error('The sandbox refused to start the script a second time; its first result is unknown.')
+        const outcome = await recover(
+          ctx,
+          id,
+          guest.probe,
+          deadline,
+          new Error('The first run call was delivered late')
+        )
+        if (outcome === 'not-started')
+          throw new Error(
+            'The sandbox refused to start the script a second time; its first result is unknown.'
+          )
         return outcome
       } catch (error) {
-        if (ctx.signal.aborted || !mayHaveRun(error) || attempt >= 3) throw error
+        if (ctx.signal.aborted || !mayHaveRun(error) || attempt >= 3)
+          throw error
         // The run call failed in a way that leaves open whether the script
         // started. The guest knows: re-send only if it never started,
         // otherwise wait for the exit code it writes down.
-        const outcome = await recover(ctx, id, guest.probe, deadline, error as Error)
+        const outcome = await recover(
+          ctx,
+          id,
+          guest.probe,
+          deadline,
+          error as Error
+        )
         if (outcome !== 'not-started') return outcome
-        core.info(`${(error as Error).message}; the script had not started, so it is started again.`)
+        core.info(
+          `${(error as Error).message}; the script had not started, so it is started again.`
+        )
       }
     }
   } finally {
     // The variables file is already gone; this removes the script and, if
     // the run never started, the variables too.
     await ctx.cleanupClient
-      .exec(id, { command: guest.cleanup, cwd: '/', timeoutSeconds: 30 }, { idempotent: true })
-      .catch((error: Error) => core.debug(`cleanup of ${guest.dir} failed: ${error.message}`))
+      .exec(
+        id,
+        { command: guest.cleanup, cwd: '/', timeoutSeconds: 30 },
+        { idempotent: true }
+      )
+      .catch((error: unknown) =>
+        core.debug(`cleanup of ${guest.dir} failed: ${String(error)}`)
+      )
   }
 }
 
@@ -96,7 +122,9 @@ async function recover(
     }
     if (!answer.stdout.includes('started')) return 'not-started'
     if (Date.now() > deadline) {
-      throw new Error(`${cause.message}. The script started but did not finish within timeout-minutes.`)
+      throw new Error(
+        `${cause.message}. The script started but did not finish within timeout-minutes.`
+      )
     }
     await new Promise((resolve) => setTimeout(resolve, wait))
   }

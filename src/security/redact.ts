@@ -20,7 +20,10 @@ const PATTERNS: [RegExp, string][] = [
   [/\b(bearer|basic)(\s+|:\s*)(?!\[redacted\])[^\s"',;]+/gi, `$1$2${MARK}`],
   // JSON string values of secret-looking keys.
   [
-    new RegExp(`("(?:${SECRET_KEYS})"\\s*:\\s*")(?!\\[redacted\\])(?:[^"\\\\]|\\\\.)*("|$)`, 'gi'),
+    new RegExp(
+      `("(?:${SECRET_KEYS})"\\s*:\\s*")(?!\\[redacted\\])(?:[^"\\\\]|\\\\.)*("|$)`,
+      'gi'
+    ),
     `$1${MARK}"`
   ],
   // key=value and key: value forms (headers, query strings, env dumps).

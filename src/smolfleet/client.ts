@@ -77,7 +77,10 @@ const machineSchema = z
       })
       .optional(),
     network: z
-      .object({ mode: z.string().optional(), cidrs: z.array(z.string()).optional() })
+      .object({
+        mode: z.string().optional(),
+        cidrs: z.array(z.string()).optional()
+      })
       .optional(),
     workdir: z.string().optional(),
     createdAt: z.string().optional(),
@@ -226,11 +229,11 @@ export class SmolfleetClient {
   ): Promise<number | undefined> {
     let answer: Answer
     try {
-      answer = await this.send(
-        'POST',
-        `/v1/machines/${enc(id)}/exec/stream`,
-        { body: req, idempotent: false, timeoutMs: execTimeoutMs(req) }
-      )
+      answer = await this.send('POST', `/v1/machines/${enc(id)}/exec/stream`, {
+        body: req,
+        idempotent: false,
+        timeoutMs: execTimeoutMs(req)
+      })
     } catch (error) {
       if (error instanceof ApiError && [404, 405, 501].includes(error.status)) {
         return undefined
@@ -285,7 +288,7 @@ export class SmolfleetClient {
         reason = transport.message
       }
       const wait = Math.min(
-        delay ?? backoffMs(this.retry, attempt, this.rt.random),
+        delay ?? backoffMs(this.retry, attempt, () => this.rt.random()),
         30_000
       )
       if (this.rt.now() - started + wait > this.retry.budgetMs) {
@@ -319,7 +322,7 @@ export class SmolfleetClient {
       }
       if (body !== undefined) headers['content-type'] = 'application/json'
       const res = await request(url, {
-        method: verb as Dispatcher.HttpMethod,
+        method: verb,
         headers,
         body,
         signal: AbortSignal.any(signals),
@@ -344,7 +347,10 @@ export class SmolfleetClient {
         )
       }
       if (hop >= MAX_REDIRECTS) {
-        throw new ApiError(res.statusCode, 'smolfleet stopped after 10 redirects.')
+        throw new ApiError(
+          res.statusCode,
+          'smolfleet stopped after 10 redirects.'
+        )
       }
       if (res.statusCode <= 303 && verb !== 'GET' && verb !== 'HEAD') {
         verb = 'GET'
@@ -401,10 +407,18 @@ function toTransportError(
   method: string,
   path: string
 ): TransportError {
-  const err = error as { code?: string; cause?: { code?: string }; name?: string; message?: string }
+  const err = error as {
+    code?: string
+    cause?: { code?: string }
+    name?: string
+    message?: string
+  }
   const code = err.code ?? err.cause?.code ?? ''
   let what = err.message ?? String(error)
-  if (err.name === 'TimeoutError' || error instanceof undiciErrors.HeadersTimeoutError) {
+  if (
+    err.name === 'TimeoutError' ||
+    error instanceof undiciErrors.HeadersTimeoutError
+  ) {
     what = 'timed out'
   } else if (code) {
     what = `${code} ${what}`
@@ -432,7 +446,7 @@ function checkMachine(data: unknown, what: string): MachineRecord {
       `The smolfleet API answered the ${what} call without a usable machine record (a machine needs a non-empty id).`
     )
   }
-  return parsed.data as MachineRecord
+  return parsed.data
 }
 
 function parseMachine(text: string, what: string): MachineRecord {
@@ -442,7 +456,9 @@ function parseMachine(text: string, what: string): MachineRecord {
 function parseExec(text: string): ExecResult {
   const parsed = execSchema.safeParse(parseJson(text, 'exec'))
   if (!parsed.success) {
-    throw new Error('The smolfleet API answered an exec call with an unusable record.')
+    throw new Error(
+      'The smolfleet API answered an exec call with an unusable record.'
+    )
   }
   const r = parsed.data
   const exitCode = r.exitCode ?? r.exit_code

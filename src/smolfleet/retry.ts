@@ -24,7 +24,10 @@ export function backoffMs(
   attempt: number,
   random: () => number = Math.random
 ): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseMs * 2 ** (attempt - 1))
+  const ceiling = Math.min(
+    policy.maxDelayMs,
+    policy.baseMs * 2 ** (attempt - 1)
+  )
   return Math.round(ceiling / 2 + (random() * ceiling) / 2)
 }
 
