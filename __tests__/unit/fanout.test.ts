@@ -12,11 +12,7 @@ import {
   mergeHeadline,
   mergeResults
 } from '../../src/fanout/merge.js'
-import {
-  parseOutputFile,
-  parseResult,
-  resultFromOutputs
-} from '../../src/fanout/result.js'
+import { parseResult, resultFromOutputs } from '../../src/fanout/result.js'
 import type { LegResult } from '../../src/fanout/result.js'
 import { getInputs } from '../../src/inputs.js'
 import { newIdentity } from '../../src/lifecycle/names.js'
@@ -150,28 +146,6 @@ describe('leg results', () => {
       kept: null,
       outcome: 'cancelled',
       error: null
-    })
-  })
-
-  test('the output file is read as the runner reads it', () => {
-    const text = [
-      'lease-id<<ghadelimiter_1',
-      'cbx_aaaaaaaaaaaa',
-      'ghadelimiter_1',
-      'plain=a=b',
-      'multi<<EOF',
-      'one',
-      'two',
-      'EOF',
-      'lease-id<<ghadelimiter_2',
-      'cbx_bbbbbbbbbbbb',
-      'ghadelimiter_2',
-      ''
-    ].join('\n')
-    expect(parseOutputFile(text)).toEqual({
-      'lease-id': 'cbx_bbbbbbbbbbbb',
-      plain: 'a=b',
-      multi: 'one\ntwo'
     })
   })
 

@@ -84141,8 +84141,6 @@ function parseDuration(text) {
     return Number(match[1]) * unit;
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
 ;// CONCATENATED MODULE: ./src/fanout/result.ts
@@ -84201,36 +84199,6 @@ function parseResult(text, source) {
     }
     return { ...parsed.data, error: parsed.data.error ?? null };
 }
-/**
- * Reads a GITHUB_OUTPUT file the way the runner does: `name=value` lines
- * and `name<<DELIMITER` blocks. A later value of a name wins.
- */
-function parseOutputFile(text) {
-    const out = {};
-    const lines = text.split('\n');
-    for (let i = 0; i < lines.length; i++) {
-        const line = lines[i].replace(/\r$/, '');
-        if (line === '')
-            continue;
-        const heredoc = /^([^=]+?)<<(.+)$/.exec(line);
-        if (heredoc) {
-            const [, name, delimiter] = heredoc;
-            const value = [];
-            for (i++; i < lines.length; i++) {
-                const next = lines[i].replace(/\r$/, '');
-                if (next === delimiter)
-                    break;
-                value.push(next);
-            }
-            out[name] = value.join('\n');
-            continue;
-        }
-        const eq = line.indexOf('=');
-        if (eq > 0)
-            out[line.slice(0, eq)] = line.slice(eq + 1);
-    }
-    return out;
-}
 
 ;// CONCATENATED MODULE: ./src/fanout/files.ts
 // Reading and writing result files. download-artifact puts them either in
@@ -84275,6 +84243,133 @@ async function readResultDir(dir) {
     return { results, problems };
 }
 
+;// CONCATENATED MODULE: ./src/report/report.ts
+// What a run tells the user: step outputs, the one-line summary Crabbox
+// prints, the lease-output file and the job summary.
+
+
+
+const written = {};
+/**
+ * Sets a step output and remembers it, so that a leg's result file says
+ * exactly what the step's outputs say. Every output goes through here.
+ */
+function report_setOutput(name, value) {
+    written[name] = value;
+    setOutput(name, value);
+}
+/** The outputs this step has set so far. */
+function outputsSoFar() {
+    return { ...written };
+}
+/** The Crabbox CLI command that deletes a sandbox. */
+function cleanupCommand(leaseId) {
+    return `crabbox stop --provider smolvm --id '${leaseId}'`;
+}
+/** Go's time.Duration text, rounded to milliseconds, as Crabbox prints. */
+function goDuration(ms) {
+    const total = Math.round(ms);
+    if (total === 0)
+        return '0s';
+    if (total < 1000)
+        return `${total}ms`;
+    const h = Math.floor(total / 3_600_000);
+    const m = Math.floor((total % 3_600_000) / 60_000);
+    const s = ((total % 60_000) / 1000).toFixed(3).replace(/\.?0+$/, '');
+    return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s}s`;
+}
+function summaryLine(t, exitCode) {
+    const sync = t.syncMs === undefined
+        ? 'sync_skipped=true'
+        : `sync=${goDuration(t.syncMs)}`;
+    const command = `command=${goDuration(t.commandMs ?? 0)}`;
+    const exit = exitCode === undefined ? '' : ` exit=${exitCode}`;
+    return `smolvm run summary ${sync} ${command} total=${goDuration(t.totalMs)}${exit}`;
+}
+function setLeaseOutputs(lease) {
+    report_setOutput('lease-id', lease.leaseId);
+    report_setOutput('slug', lease.slug);
+    report_setOutput('machine-id', lease.machineId);
+    report_setOutput('reused', String(lease.reused));
+    report_setOutput('kept', String(lease.kept));
+    report_setOutput('cleanup-command', cleanupCommand(lease.leaseId));
+}
+function setTimingOutputs(t, exitCode) {
+    if (exitCode !== undefined)
+        report_setOutput('exit-code', String(exitCode));
+    if (t.syncMs !== undefined)
+        report_setOutput('sync-ms', String(Math.round(t.syncMs)));
+    if (t.commandMs !== undefined) {
+        report_setOutput('command-ms', String(Math.round(t.commandMs)));
+    }
+    report_setOutput('total-ms', String(Math.round(t.totalMs)));
+}
+/** Crabbox's lease-output fields, plus the machine id. */
+async function writeLeaseOutput(path, lease) {
+    const body = {
+        provider: 'smolvm',
+        leaseId: lease.leaseId,
+        ...(lease.slug ? { slug: lease.slug } : {}),
+        reused: lease.reused,
+        kept: lease.kept,
+        cleanupCommand: cleanupCommand(lease.leaseId),
+        machineId: lease.machineId
+    };
+    await (0,promises_.mkdir)((0,external_node_path_.dirname)(path), { recursive: true });
+    await (0,promises_.writeFile)(path, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o644 });
+}
+/** A YAML step that stops the sandbox, for the summary and warnings. */
+function stopStep(leaseId) {
+    return [
+        '- uses: crabbox/smolvm-action@v1',
+        '  with:',
+        '    mode: stop',
+        `    id: ${leaseId}`,
+        '    api-key: ${{ secrets.SMOLMACHINES_API_KEY }}'
+    ].join('\n');
+}
+async function writeJobSummary(s) {
+    if (!process.env.GITHUB_STEP_SUMMARY)
+        return;
+    const rows = [];
+    if (s.lease) {
+        rows.push(['Lease', `<code>${s.lease.leaseId}</code>`]);
+        rows.push(['Slug', `<code>${s.lease.slug}</code>`]);
+        rows.push(['Machine', `<code>${s.lease.machineId || 'not created'}</code>`]);
+        rows.push(['Reused', s.lease.reused ? 'yes' : 'no']);
+    }
+    if (s.exitCode !== undefined)
+        rows.push(['Exit code', String(s.exitCode)]);
+    if (s.sync)
+        rows.push(['Sync', s.sync]);
+    if (s.timings) {
+        if (s.timings.syncMs !== undefined)
+            rows.push(['Sync time', goDuration(s.timings.syncMs)]);
+        if (s.timings.commandMs !== undefined) {
+            rows.push(['Command time', goDuration(s.timings.commandMs)]);
+        }
+        rows.push(['Total time', goDuration(s.timings.totalMs)]);
+    }
+    if (s.lease)
+        rows.push(['Cleanup', s.lease.cleanup]);
+    if (s.error)
+        rows.push(['Error', s.error]);
+    const summary = summary_summary.addHeading(s.title, 3).addTable([
+        [
+            { data: 'Field', header: true },
+            { data: 'Value', header: true }
+        ],
+        ...rows.map(([k, v]) => [k, v])
+    ]);
+    if (s.lease?.kept) {
+        summary
+            .addRaw('The sandbox is still running. Stop it with this step:', true)
+            .addCodeBlock(stopStep(s.lease.leaseId), 'yaml')
+            .addRaw(`or from a shell: <code>${cleanupCommand(s.lease.leaseId)}</code>`, true);
+    }
+    await summary.write();
+}
+
 ;// CONCATENATED MODULE: ./src/fanout/record.ts
 // Writes a leg's result file when mode run ends, whether it succeeded,
 // failed or was cancelled: a failed step ends the job's normal steps, so
@@ -84305,7 +84400,7 @@ function recordingResult(mode) {
                 : 'success';
         const leg = ctx.inputs.leg ?? (0,external_node_path_.basename)(path).replace(/\.json$/i, '');
         try {
-            const result = resultFromOutputs(leg, stepOutputs(ctx.env), outcome, failure && redact(failure.message));
+            const result = resultFromOutputs(leg, outputsSoFar(), outcome, failure && redact(failure.message));
             await writeResultFile(path, result);
             info(`result of leg ${leg} (${outcome}) written to ${path}`);
         }
@@ -84321,26 +84416,9 @@ function recordingResult(mode) {
             throw failure;
     };
 }
-/**
- * The values this step has set as outputs, read back from the runner's
- * output file, so the result file says exactly what the outputs say.
- */
-function stepOutputs(env) {
-    const file = env.GITHUB_OUTPUT;
-    if (!file) {
-        core_debug('GITHUB_OUTPUT is not set; the result has the outcome only.');
-        return {};
-    }
-    try {
-        return parseOutputFile((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'));
-    }
-    catch (error) {
-        warning(`Could not read this step's outputs from ${file}: ${error.message}; the result has the outcome only.`);
-        return {};
-    }
-}
 
 ;// CONCATENATED MODULE: ./src/modes/legs.ts
+
 
 
 /**
@@ -84355,7 +84433,7 @@ function legsMode(ctx) {
             .join('');
         info(`leg ${leg.index + 1}/${leg.total}: ${leg.name}${fields}`);
     }
-    setOutput('legs', JSON.stringify(toMatrix(legs)));
+    report_setOutput('legs', JSON.stringify(toMatrix(legs)));
     return Promise.resolve();
 }
 
@@ -84524,6 +84602,7 @@ class NotFoundError extends Error {
 
 
 
+
 /** Sandboxes named by this action or Crabbox, in the API's order. */
 function toEntries(machines) {
     const entries = [];
@@ -84554,121 +84633,7 @@ async function listMode(ctx) {
         info(`${e.machineId.padEnd(24)} ${e.state.padEnd(10)} lease=${e.leaseId} slug=${e.slug} image=${e.image} created=${e.createdAt ?? '-'}`);
     }
     info(`${entries.length} sandbox${entries.length === 1 ? '' : 'es'}`);
-    setOutput('leases', JSON.stringify(entries));
-}
-
-;// CONCATENATED MODULE: ./src/report/report.ts
-// What a run tells the user: step outputs, the one-line summary Crabbox
-// prints, the lease-output file and the job summary.
-
-
-
-/** The Crabbox CLI command that deletes a sandbox. */
-function cleanupCommand(leaseId) {
-    return `crabbox stop --provider smolvm --id '${leaseId}'`;
-}
-/** Go's time.Duration text, rounded to milliseconds, as Crabbox prints. */
-function goDuration(ms) {
-    const total = Math.round(ms);
-    if (total === 0)
-        return '0s';
-    if (total < 1000)
-        return `${total}ms`;
-    const h = Math.floor(total / 3_600_000);
-    const m = Math.floor((total % 3_600_000) / 60_000);
-    const s = ((total % 60_000) / 1000).toFixed(3).replace(/\.?0+$/, '');
-    return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s}s`;
-}
-function summaryLine(t, exitCode) {
-    const sync = t.syncMs === undefined
-        ? 'sync_skipped=true'
-        : `sync=${goDuration(t.syncMs)}`;
-    const command = `command=${goDuration(t.commandMs ?? 0)}`;
-    const exit = exitCode === undefined ? '' : ` exit=${exitCode}`;
-    return `smolvm run summary ${sync} ${command} total=${goDuration(t.totalMs)}${exit}`;
-}
-function setLeaseOutputs(lease) {
-    setOutput('lease-id', lease.leaseId);
-    setOutput('slug', lease.slug);
-    setOutput('machine-id', lease.machineId);
-    setOutput('reused', String(lease.reused));
-    setOutput('kept', String(lease.kept));
-    setOutput('cleanup-command', cleanupCommand(lease.leaseId));
-}
-function setTimingOutputs(t, exitCode) {
-    if (exitCode !== undefined)
-        setOutput('exit-code', String(exitCode));
-    if (t.syncMs !== undefined)
-        setOutput('sync-ms', String(Math.round(t.syncMs)));
-    if (t.commandMs !== undefined) {
-        setOutput('command-ms', String(Math.round(t.commandMs)));
-    }
-    setOutput('total-ms', String(Math.round(t.totalMs)));
-}
-/** Crabbox's lease-output fields, plus the machine id. */
-async function writeLeaseOutput(path, lease) {
-    const body = {
-        provider: 'smolvm',
-        leaseId: lease.leaseId,
-        ...(lease.slug ? { slug: lease.slug } : {}),
-        reused: lease.reused,
-        kept: lease.kept,
-        cleanupCommand: cleanupCommand(lease.leaseId),
-        machineId: lease.machineId
-    };
-    await (0,promises_.mkdir)((0,external_node_path_.dirname)(path), { recursive: true });
-    await (0,promises_.writeFile)(path, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o644 });
-}
-/** A YAML step that stops the sandbox, for the summary and warnings. */
-function stopStep(leaseId) {
-    return [
-        '- uses: crabbox/smolvm-action@v1',
-        '  with:',
-        '    mode: stop',
-        `    id: ${leaseId}`,
-        '    api-key: ${{ secrets.SMOLMACHINES_API_KEY }}'
-    ].join('\n');
-}
-async function writeJobSummary(s) {
-    if (!process.env.GITHUB_STEP_SUMMARY)
-        return;
-    const rows = [];
-    if (s.lease) {
-        rows.push(['Lease', `<code>${s.lease.leaseId}</code>`]);
-        rows.push(['Slug', `<code>${s.lease.slug}</code>`]);
-        rows.push(['Machine', `<code>${s.lease.machineId || 'not created'}</code>`]);
-        rows.push(['Reused', s.lease.reused ? 'yes' : 'no']);
-    }
-    if (s.exitCode !== undefined)
-        rows.push(['Exit code', String(s.exitCode)]);
-    if (s.sync)
-        rows.push(['Sync', s.sync]);
-    if (s.timings) {
-        if (s.timings.syncMs !== undefined)
-            rows.push(['Sync time', goDuration(s.timings.syncMs)]);
-        if (s.timings.commandMs !== undefined) {
-            rows.push(['Command time', goDuration(s.timings.commandMs)]);
-        }
-        rows.push(['Total time', goDuration(s.timings.totalMs)]);
-    }
-    if (s.lease)
-        rows.push(['Cleanup', s.lease.cleanup]);
-    if (s.error)
-        rows.push(['Error', s.error]);
-    const summary = summary_summary.addHeading(s.title, 3).addTable([
-        [
-            { data: 'Field', header: true },
-            { data: 'Value', header: true }
-        ],
-        ...rows.map(([k, v]) => [k, v])
-    ]);
-    if (s.lease?.kept) {
-        summary
-            .addRaw('The sandbox is still running. Stop it with this step:', true)
-            .addCodeBlock(stopStep(s.lease.leaseId), 'yaml')
-            .addRaw(`or from a shell: <code>${cleanupCommand(s.lease.leaseId)}</code>`, true);
-    }
-    await summary.write();
+    report_setOutput('leases', JSON.stringify(entries));
 }
 
 ;// CONCATENATED MODULE: ./src/fanout/merge.ts
@@ -84770,6 +84735,7 @@ function resultsJson(merged) {
 
 
 
+
 /**
  * Merges the legs' result files into one job summary table and the
  * `results` output, and fails when a leg failed or left no result.
@@ -84790,7 +84756,7 @@ async function mergeMode(ctx) {
     const table = markdownTable(merged);
     info(headline);
     info(table);
-    setOutput('results', resultsJson(merged));
+    report_setOutput('results', resultsJson(merged));
     if (ctx.env.GITHUB_STEP_SUMMARY) {
         await summary_summary
             .addHeading('smolvm fan-out', 3)
@@ -85644,6 +85610,8 @@ function topDirectories(list) {
         .join(', ');
 }
 
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 // EXTERNAL MODULE: external "node:zlib"
@@ -86419,6 +86387,7 @@ async function cleanup(exec, tempDir, log) {
 
 
 
+
 const REFUSED = new Set([400, 401, 402, 403, 404, 413, 422]);
 /**
  * Creates a sandbox for warmup or run. Its name is saved to the step's
@@ -86430,8 +86399,8 @@ async function newSandbox(ctx, keepIntent) {
     const identity = newIdentity(i.slug, ctx.env, i.keep);
     saveLease({ ...identity, machineId: '', cleanup: 'delete' });
     // Whatever happens next, the outputs already say what to stop.
-    setOutput('lease-id', identity.leaseId);
-    setOutput('slug', identity.slug);
+    report_setOutput('lease-id', identity.leaseId);
+    report_setOutput('slug', identity.slug);
     // A sandbox nobody keeps gets a server-side lifetime as a backstop in case
     // both this step and its post step die; a kept one gets ttl-minutes.
     const oneShot = !keepIntent && !i.keepOnFailure;
@@ -86453,7 +86422,7 @@ async function newSandbox(ctx, keepIntent) {
     }, lifecycleRuntime(ctx, (id) => {
         machineId = id;
         saveMachineId(id);
-        setOutput('machine-id', id);
+        report_setOutput('machine-id', id);
     }), ctx.cleanupClient).catch((error) => {
         // A refusal (bad key, quota, invalid request) created nothing, so the
         // post step has nothing to look for.
@@ -86650,10 +86619,11 @@ async function statusMode(ctx) {
     const ready = status_READY.has(sandbox.state.trim().toLowerCase());
     info(`${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} state=${sandbox.state} ready=${ready}`);
     setLeaseOutputs({ ...sandbox, reused: true, kept: true, cleanup: '' });
-    setOutput('state', sandbox.state);
+    report_setOutput('state', sandbox.state);
 }
 
 ;// CONCATENATED MODULE: ./src/modes/stop.ts
+
 
 
 
@@ -86691,7 +86661,7 @@ async function stopMode(ctx) {
             row.push('failed');
         }
     }
-    setOutput('leases', JSON.stringify(stopped));
+    report_setOutput('leases', JSON.stringify(stopped));
     // The sweeper and the cleanup job report here what they deleted.
     const summary = summary_summary
         .addHeading(ctx.inputs.dryRun ? 'smolvm stop (dry run)' : 'smolvm stop', 3)

@@ -71076,6 +71076,19 @@ var promises_ = __nccwpck_require__(1455);
 
 
 
+const written = {};
+/**
+ * Sets a step output and remembers it, so that a leg's result file says
+ * exactly what the step's outputs say. Every output goes through here.
+ */
+function report_setOutput(name, value) {
+    written[name] = value;
+    core.setOutput(name, value);
+}
+/** The outputs this step has set so far. */
+function outputsSoFar() {
+    return { ...written };
+}
 /** The Crabbox CLI command that deletes a sandbox. */
 function cleanupCommand(leaseId) {
     return `crabbox stop --provider smolvm --id '${leaseId}'`;
@@ -71101,22 +71114,22 @@ function summaryLine(t, exitCode) {
     return `smolvm run summary ${sync} ${command} total=${goDuration(t.totalMs)}${exit}`;
 }
 function setLeaseOutputs(lease) {
-    core.setOutput('lease-id', lease.leaseId);
-    core.setOutput('slug', lease.slug);
-    core.setOutput('machine-id', lease.machineId);
-    core.setOutput('reused', String(lease.reused));
-    core.setOutput('kept', String(lease.kept));
-    core.setOutput('cleanup-command', cleanupCommand(lease.leaseId));
+    report_setOutput('lease-id', lease.leaseId);
+    report_setOutput('slug', lease.slug);
+    report_setOutput('machine-id', lease.machineId);
+    report_setOutput('reused', String(lease.reused));
+    report_setOutput('kept', String(lease.kept));
+    report_setOutput('cleanup-command', cleanupCommand(lease.leaseId));
 }
 function setTimingOutputs(t, exitCode) {
     if (exitCode !== undefined)
-        core.setOutput('exit-code', String(exitCode));
+        report_setOutput('exit-code', String(exitCode));
     if (t.syncMs !== undefined)
-        core.setOutput('sync-ms', String(Math.round(t.syncMs)));
+        report_setOutput('sync-ms', String(Math.round(t.syncMs)));
     if (t.commandMs !== undefined) {
-        core.setOutput('command-ms', String(Math.round(t.commandMs)));
+        report_setOutput('command-ms', String(Math.round(t.commandMs)));
     }
-    core.setOutput('total-ms', String(Math.round(t.totalMs)));
+    report_setOutput('total-ms', String(Math.round(t.totalMs)));
 }
 /** Crabbox's lease-output fields, plus the machine id. */
 async function writeLeaseOutput(path, lease) {

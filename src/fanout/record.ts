@@ -3,12 +3,12 @@
 // the file must exist before the step does for the upload to find it.
 
 import * as core from '@actions/core'
-import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import type { Context } from '../context.js'
 import { redact } from '../security/redact.js'
 import { writeResultFile } from './files.js'
-import { parseOutputFile, resultFromOutputs } from './result.js'
+import { outputsSoFar } from '../report/report.js'
+import { resultFromOutputs } from './result.js'
 import type { Outcome } from './result.js'
 
 type ModeFn = (ctx: Context) => Promise<void>
@@ -33,7 +33,7 @@ export function recordingResult(mode: ModeFn): ModeFn {
     try {
       const result = resultFromOutputs(
         leg,
-        stepOutputs(ctx.env),
+        outputsSoFar(),
         outcome,
         failure && redact(failure.message)
       )
@@ -46,25 +46,5 @@ export function recordingResult(mode: ModeFn): ModeFn {
       else throw new Error(message)
     }
     if (failure) throw failure
-  }
-}
-
-/**
- * The values this step has set as outputs, read back from the runner's
- * output file, so the result file says exactly what the outputs say.
- */
-function stepOutputs(env: NodeJS.ProcessEnv): Record<string, string> {
-  const file = env.GITHUB_OUTPUT
-  if (!file) {
-    core.debug('GITHUB_OUTPUT is not set; the result has the outcome only.')
-    return {}
-  }
-  try {
-    return parseOutputFile(readFileSync(file, 'utf8'))
-  } catch (error) {
-    core.warning(
-      `Could not read this step's outputs from ${file}: ${(error as Error).message}; the result has the outcome only.`
-    )
-    return {}
   }
 }

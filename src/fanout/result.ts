@@ -82,31 +82,3 @@ export function parseResult(text: string, source: string): LegResult {
   }
   return { ...parsed.data, error: parsed.data.error ?? null }
 }
-
-/**
- * Reads a GITHUB_OUTPUT file the way the runner does: `name=value` lines
- * and `name<<DELIMITER` blocks. A later value of a name wins.
- */
-export function parseOutputFile(text: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  const lines = text.split('\n')
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).replace(/\r$/, '')
-    if (line === '') continue
-    const heredoc = /^([^=]+?)<<(.+)$/.exec(line)
-    if (heredoc) {
-      const [, name, delimiter] = heredoc as unknown as [string, string, string]
-      const value: string[] = []
-      for (i++; i < lines.length; i++) {
-        const next = (lines[i] as string).replace(/\r$/, '')
-        if (next === delimiter) break
-        value.push(next)
-      }
-      out[name] = value.join('\n')
-      continue
-    }
-    const eq = line.indexOf('=')
-    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1)
-  }
-  return out
-}

@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { setOutput } from '../report/report.js'
 import type { Context } from '../context.js'
 import { toMatrix } from '../fanout/legs.js'
 
@@ -14,6 +15,6 @@ export function legsMode(ctx: Context): Promise<void> {
       .join('')
     core.info(`leg ${leg.index + 1}/${leg.total}: ${leg.name}${fields}`)
   }
-  core.setOutput('legs', JSON.stringify(toMatrix(legs)))
+  setOutput('legs', JSON.stringify(toMatrix(legs)))
   return Promise.resolve()
 }

@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { setOutput } from '../report/report.js'
 import type { Context } from '../context.js'
 import { asSandbox } from '../lifecycle/sandbox.js'
 import { RUN_MARKER } from '../lifecycle/names.js'
@@ -51,5 +52,5 @@ export async function listMode(ctx: Context): Promise<void> {
     )
   }
   core.info(`${entries.length} sandbox${entries.length === 1 ? '' : 'es'}`)
-  core.setOutput('leases', JSON.stringify(entries))
+  setOutput('leases', JSON.stringify(entries))
 }

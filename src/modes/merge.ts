@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { setOutput } from '../report/report.js'
 import type { Context } from '../context.js'
 import { readResultDir } from '../fanout/files.js'
 import {
@@ -32,7 +33,7 @@ export async function mergeMode(ctx: Context): Promise<void> {
   const table = markdownTable(merged)
   core.info(headline)
   core.info(table)
-  core.setOutput('results', resultsJson(merged))
+  setOutput('results', resultsJson(merged))
   if (ctx.env.GITHUB_STEP_SUMMARY) {
     await core.summary
       .addHeading('smolvm fan-out', 3)

@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { setOutput } from '../report/report.js'
 import { lifecycleRuntime } from '../context.js'
 import type { Context } from '../context.js'
 import { newIdentity } from '../lifecycle/names.js'
@@ -22,8 +23,8 @@ export async function newSandbox(
   const identity = newIdentity(i.slug, ctx.env, i.keep)
   saveLease({ ...identity, machineId: '', cleanup: 'delete' })
   // Whatever happens next, the outputs already say what to stop.
-  core.setOutput('lease-id', identity.leaseId)
-  core.setOutput('slug', identity.slug)
+  setOutput('lease-id', identity.leaseId)
+  setOutput('slug', identity.slug)
 
   // A sandbox nobody keeps gets a server-side lifetime as a backstop in case
   // both this step and its post step die; a kept one gets ttl-minutes.
@@ -53,7 +54,7 @@ export async function newSandbox(
     lifecycleRuntime(ctx, (id) => {
       machineId = id
       saveMachineId(id)
-      core.setOutput('machine-id', id)
+      setOutput('machine-id', id)
     }),
     ctx.cleanupClient
   ).catch((error: unknown) => {

@@ -1,7 +1,7 @@
 import * as core from '@actions/core'
 import type { Context } from '../context.js'
 import { resolveSandbox } from '../lifecycle/sandbox.js'
-import { setLeaseOutputs } from '../report/report.js'
+import { setLeaseOutputs, setOutput } from '../report/report.js'
 
 const READY = new Set(['running', 'started', 'ready', 'idle', 'active'])
 
@@ -13,5 +13,5 @@ export async function statusMode(ctx: Context): Promise<void> {
     `${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} state=${sandbox.state} ready=${ready}`
   )
   setLeaseOutputs({ ...sandbox, reused: true, kept: true, cleanup: '' })
-  core.setOutput('state', sandbox.state)
+  setOutput('state', sandbox.state)
 }

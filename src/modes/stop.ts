@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { setOutput } from '../report/report.js'
 import type { Context } from '../context.js'
 import { NotFoundError, resolveSandbox } from '../lifecycle/sandbox.js'
 import type { Sandbox } from '../lifecycle/sandbox.js'
@@ -48,7 +49,7 @@ export async function stopMode(ctx: Context): Promise<void> {
       row.push('failed')
     }
   }
-  core.setOutput('leases', JSON.stringify(stopped))
+  setOutput('leases', JSON.stringify(stopped))
   // The sweeper and the cleanup job report here what they deleted.
   const summary = core.summary
     .addHeading(ctx.inputs.dryRun ? 'smolvm stop (dry run)' : 'smolvm stop', 3)

@@ -5,6 +5,22 @@ import * as core from '@actions/core'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
+const written: Record<string, string> = {}
+
+/**
+ * Sets a step output and remembers it, so that a leg's result file says
+ * exactly what the step's outputs say. Every output goes through here.
+ */
+export function setOutput(name: string, value: string): void {
+  written[name] = value
+  core.setOutput(name, value)
+}
+
+/** The outputs this step has set so far. */
+export function outputsSoFar(): Record<string, string> {
+  return { ...written }
+}
+
 export interface LeaseReport {
   leaseId: string
   slug: string
@@ -48,25 +64,24 @@ export function summaryLine(t: Timings, exitCode: number | undefined): string {
 }
 
 export function setLeaseOutputs(lease: LeaseReport): void {
-  core.setOutput('lease-id', lease.leaseId)
-  core.setOutput('slug', lease.slug)
-  core.setOutput('machine-id', lease.machineId)
-  core.setOutput('reused', String(lease.reused))
-  core.setOutput('kept', String(lease.kept))
-  core.setOutput('cleanup-command', cleanupCommand(lease.leaseId))
+  setOutput('lease-id', lease.leaseId)
+  setOutput('slug', lease.slug)
+  setOutput('machine-id', lease.machineId)
+  setOutput('reused', String(lease.reused))
+  setOutput('kept', String(lease.kept))
+  setOutput('cleanup-command', cleanupCommand(lease.leaseId))
 }
 
 export function setTimingOutputs(
   t: Timings,
   exitCode: number | undefined
 ): void {
-  if (exitCode !== undefined) core.setOutput('exit-code', String(exitCode))
-  if (t.syncMs !== undefined)
-    core.setOutput('sync-ms', String(Math.round(t.syncMs)))
+  if (exitCode !== undefined) setOutput('exit-code', String(exitCode))
+  if (t.syncMs !== undefined) setOutput('sync-ms', String(Math.round(t.syncMs)))
   if (t.commandMs !== undefined) {
-    core.setOutput('command-ms', String(Math.round(t.commandMs)))
+    setOutput('command-ms', String(Math.round(t.commandMs)))
   }
-  core.setOutput('total-ms', String(Math.round(t.totalMs)))
+  setOutput('total-ms', String(Math.round(t.totalMs)))
 }
 
 /** Crabbox's lease-output fields, plus the machine id. */
