@@ -389,8 +389,10 @@ describe('workflows against the action and each other', () => {
   })
 })
 
-describe('docs/workflows.md', () => {
-  const doc = readFileSync('docs/workflows.md', 'utf8')
+describe("the README's reusable workflow section", () => {
+  const readme = readFileSync('README.md', 'utf8')
+  const start = readme.indexOf('## Reusable workflows')
+  const doc = readme.slice(start, readme.indexOf('\n## ', start + 1))
   const examples = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
     .map((m) => m[1] as string)
     .filter((y) => /^jobs:/m.test(y))
