@@ -256,3 +256,35 @@ test('a sync of a few MiB needs many chunks and arrives intact', async () => {
   await rm(join(repo, 'big'), { recursive: true })
   commitAll(repo)
 })
+
+test('secret-looking forwarded values are masked first; their file is private and gone before the script runs', async () => {
+  const secret = 'forwarded-secret-value-123'
+  const { main } = await runMainAndPost(
+    inputs({
+      sync: 'false',
+      'env-forward': 'API_TOKEN\nPLAIN_*',
+      run: [
+        'echo "token=$API_TOKEN plain=$PLAIN_ONE"',
+        'd=$(ls -d /tmp/smolvm-action-run-*)',
+        'echo "dir-mode=$(stat -c %a "$d")"',
+        'ls "$d"',
+        'exit 5'
+      ].join('\n')
+    }),
+    { env: { API_TOKEN: secret, PLAIN_ONE: 'visible' } }
+  )
+  expect(main.code).toBe(1)
+  expect(main.log.indexOf(`::add-mask::${secret}`)).toBeGreaterThanOrEqual(0)
+  expect(main.log.indexOf(`::add-mask::${secret}`)).toBeLessThan(
+    main.log.indexOf(`token=${secret}`)
+  )
+  expect(main.log).toContain('API_TOKEN=set len=26 secret=true')
+  expect(main.log).toContain('PLAIN_ONE=set')
+  expect(main.log).toContain('plain=visible')
+  expect(main.log).toContain('dir-mode=700')
+  // Only the script is left in the private directory: the variables file
+  // was removed before the script started.
+  expect(main.log).toMatch(/\nscript\.sh\n/)
+  expect(main.log).not.toMatch(/\nenv\.sh\n/)
+  expect(server.machines()).toHaveLength(0)
+})

@@ -84773,6 +84773,7 @@ async function mergeMode(ctx) {
 
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MIN_MASKED = 4;
 /**
  * The variables named by env-forward (NAME or PREFIX*), with their values
  * from the runner. Values of secret-looking names are masked in the log.
@@ -84794,9 +84795,14 @@ function forwardedEnv(patterns, env) {
         const value = out[name];
         if (!looksSecret(name))
             return `${name}=${value ? 'set' : 'empty'}`;
-        if (value) {
+        // Masking a very short value would blank out every occurrence of it
+        // in the log (a "1" everywhere), so those are left alone, with a note.
+        if (value.length >= MIN_MASKED) {
             core_setSecret(value);
             registerSecret(value);
+        }
+        else if (value) {
+            warning(`Forwarded variable ${name} looks secret but its value is shorter than ${MIN_MASKED} characters, so it is not masked in the log.`);
         }
         return `${name}=${value ? 'set' : 'empty'} len=${Buffer.byteLength(value)} secret=true`;
     });

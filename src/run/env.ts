@@ -2,6 +2,7 @@ import * as core from '@actions/core'
 import { looksSecret, registerSecret } from '../security/redact.js'
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const MIN_MASKED = 4
 
 /**
  * The variables named by env-forward (NAME or PREFIX*), with their values
@@ -26,9 +27,15 @@ export function forwardedEnv(
     .map((name) => {
       const value = out[name] as string
       if (!looksSecret(name)) return `${name}=${value ? 'set' : 'empty'}`
-      if (value) {
+      // Masking a very short value would blank out every occurrence of it
+      // in the log (a "1" everywhere), so those are left alone, with a note.
+      if (value.length >= MIN_MASKED) {
         core.setSecret(value)
         registerSecret(value)
+      } else if (value) {
+        core.warning(
+          `Forwarded variable ${name} looks secret but its value is shorter than ${MIN_MASKED} characters, so it is not masked in the log.`
+        )
       }
       return `${name}=${value ? 'set' : 'empty'} len=${Buffer.byteLength(value)} secret=true`
     })
