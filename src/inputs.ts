@@ -193,7 +193,7 @@ export function getInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
     timeoutMinutes: read.integer('timeout-minutes', undefined, 360, 1, 4320),
     workingDirectory: read.workingDirectory(),
     leaseOutput: core.getInput('lease-output') || undefined,
-    stopSelection: read.stopSelection(env),
+    stopSelection: mode === 'stop' ? read.stopSelection(env) : undefined,
     dryRun: read.bool('dry-run', undefined, false),
     legs: read.legs(mode),
     resultsDir: core.getInput('results-dir'),
@@ -271,6 +271,11 @@ function warnIgnored(i: Inputs): void {
   if (i.mode !== 'run' && i.script.trim()) {
     core.warning(
       `Input run is ignored in mode ${i.mode}; remove it or set mode: run.`
+    )
+  }
+  if (i.mode === 'run' && i.syncOnly && i.script.trim()) {
+    core.warning(
+      'Input run is ignored because sync-only is true; remove one of them.'
     )
   }
   if (i.mode !== 'run' && i.resultFile) {

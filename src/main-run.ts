@@ -1,7 +1,7 @@
 import * as core from '@actions/core'
 import { createContext } from './context.js'
 import { KEY_VARIABLES, getInputs } from './inputs.js'
-import { ApiError } from './smolfleet/errors.js'
+import { ApiError, TransportError } from './smolfleet/errors.js'
 import type { Mode } from './inputs.js'
 import type { Context } from './context.js'
 import { recordingResult } from './fanout/record.js'
@@ -13,6 +13,7 @@ import { statusMode } from './modes/status.js'
 import { stopMode } from './modes/stop.js'
 import { warmupMode } from './modes/warmup.js'
 import { redact } from './security/redact.js'
+import { resumeWorkflowCommands } from './run/script.js'
 
 const MODES: Record<Mode, (ctx: Context) => Promise<void>> = {
   warmup: warmupMode,
@@ -32,6 +33,9 @@ const CANCEL_EXIT_MS = 6500
 /** The error's message, with what to do about the API's refusals. */
 function explain(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error)
+  if (error instanceof TransportError && !error.sent) {
+    return `${message}. Nothing answered there: check base-url (or CRABBOX_SMOLVM_BASE_URL).`
+  }
   if (!(error instanceof ApiError)) return message
   switch (error.status) {
     case 401:
@@ -52,6 +56,7 @@ export async function run(): Promise<void> {
   const controller = new AbortController()
   const onSignal = (signal: NodeJS.Signals): void => {
     if (controller.signal.aborted) return
+    resumeWorkflowCommands()
     core.warning(
       `Received ${signal}: cancelling; sandboxes this step created are deleted unless kept.`
     )

@@ -20,8 +20,7 @@ const KEYS = {
   slug: 'slug',
   name: 'machine-name',
   machineId: 'machine-id',
-  cleanup: 'cleanup',
-  isPost: 'is-post'
+  cleanup: 'cleanup'
 } as const
 
 export function saveLease(lease: SavedLease): void {
@@ -53,9 +52,4 @@ export function loadLease(): SavedLease | undefined {
     machineId,
     cleanup: cleanup === 'keep' || cleanup === 'done' ? cleanup : 'delete'
   }
-}
-
-/** Set by main so that a misconfigured post cannot run main's work. */
-export function markMainStarted(): void {
-  core.saveState(KEYS.isPost, 'true')
 }

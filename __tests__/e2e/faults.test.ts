@@ -508,3 +508,123 @@ test('eight runs at once get distinct names and delete only their own sandboxes'
     expect(slug).toMatch(/^matrix-[0-9a-f]{4}-gh4242-1$/)
   expect(server.machines()).toHaveLength(0)
 }, 120_000)
+
+describe('found by a new user', () => {
+  test('an upload refused with a 500 fails the step cleanly; keep-on-failure keeps the sandbox', async () => {
+    await makeRepoBig()
+    server.faults.add({
+      kind: 'status',
+      status: 500,
+      body: 'internal error',
+      match: { path: '/exec$' },
+      times: -1
+    })
+    const kept = await runMainAndPost(inputs({ 'keep-on-failure': 'true' }))
+    expect(kept.main.code).toBe(1)
+    expect(kept.main.log).toContain('::error::')
+    expect(kept.main.log).toContain('answered 500: internal error')
+    expect(kept.main.log).not.toContain('node:internal')
+    expect(kept.main.outputs.kept).toBe('true')
+    expect(kept.main.log).toMatch(
+      /::warning::keep-on-failure: kept sandbox cbx_/
+    )
+    expect(kept.main.log).toMatch(/smolvm run summary sync=\S+ command=0s/)
+    expect(server.machines()).toHaveLength(1)
+    const deleted = await runMainAndPost(inputs())
+    expect(deleted.main.code).toBe(1)
+    expect(deleted.main.log).toContain('released lease=')
+    server.faults.clear()
+    await runStep(
+      'main',
+      inputs({ mode: 'stop', id: kept.main.outputs['lease-id'] as string })
+    )
+    expect(server.machines()).toHaveLength(0)
+  })
+
+  test('a cancelled keep-on-failure run is deleted, not kept', async () => {
+    const main = await runStep(
+      'main',
+      inputs({
+        'keep-on-failure': 'true',
+        sync: 'false',
+        run: 'echo script-started; sleep 60'
+      }),
+      {
+        onStart: (child, log) =>
+          void waitFor(() => log().includes('script-started')).then(() =>
+            child.kill('SIGINT')
+          )
+      }
+    )
+    expect(main.code).not.toBe(0)
+    // Commands are resumed first, so the cancellation warning is an annotation.
+    expect(main.log.lastIndexOf('::stop-commands::')).toBeLessThan(
+      main.log.indexOf('::warning::Received SIGINT')
+    )
+    await runStep('post', inputs(), { state: main.state })
+    expect(server.machines()).toHaveLength(0)
+  })
+
+  test('inside a workflow run, the slug a step asked for finds its sandbox; a typo is a warning', async () => {
+    const env = { GITHUB_RUN_ID: '777', GITHUB_RUN_ATTEMPT: '1' }
+    const warm = await runStep(
+      'main',
+      inputs({ mode: 'warmup', slug: 'ci-box' }),
+      { env }
+    )
+    expect(warm.outputs.slug).toMatch(/^ci-box-[0-9a-f]{4}-gh777-1$/)
+    const status = await runStep(
+      'main',
+      inputs({ mode: 'status', id: 'CI Box' }),
+      { env }
+    )
+    expect(status.outputs['lease-id']).toBe(warm.outputs['lease-id'])
+    const typo = await runStep('main', inputs({ mode: 'stop', id: 'ci-bx' }), {
+      env
+    })
+    expect(typo.code).toBe(0)
+    expect(typo.log).toContain('::warning::No sandbox matches "ci-bx"')
+    expect(server.machines()).toHaveLength(1)
+    const stop = await runStep('main', inputs({ mode: 'stop', id: 'ci-box' }), {
+      env
+    })
+    expect(stop.log).toContain(
+      `released lease=${warm.outputs['lease-id'] as string}`
+    )
+    expect(server.machines()).toHaveLength(0)
+  })
+
+  test('errors that point at the fix', async () => {
+    const noKey = await runStep('main', {
+      'base-url': server.url,
+      path: repo,
+      run: 'true'
+    })
+    expect(noKey.log).toContain('api-key: ${{ secrets.SMOLMACHINES_API_KEY }}')
+    const down = await runMainAndPost(
+      inputs({ 'base-url': 'http://127.0.0.1:9' })
+    )
+    expect(down.main.log).toMatch(
+      /POST \/v1\/machines failed: ECONNREFUSED[^\n]*check base-url/
+    )
+    expect(down.post.log).toContain('Nothing to clean up')
+    const cwd = await runMainAndPost(inputs({ 'working-directory': 'nope' }))
+    expect(cwd.main.log).toContain(
+      'the directory /workspace/nope does not exist in the sandbox; check working-directory'
+    )
+    const own124 = await runMainAndPost(
+      inputs({ sync: 'false', run: 'exit 124' })
+    )
+    expect(own124.main.log).toContain(
+      '::error::The script exited with code 124.'
+    )
+    server.clearRequests()
+    const big = await runStep(
+      'main',
+      inputs({ run: `echo ${'x'.repeat(100_000)}` })
+    )
+    expect(big.log).toContain('at most 98304 fit in one call')
+    expect(server.requests()).toEqual([])
+    expect(server.machines()).toHaveLength(0)
+  }, 60_000)
+})

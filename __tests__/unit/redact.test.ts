@@ -30,6 +30,12 @@ test('secret-looking fields, headers, queries and urls', () => {
   ).toBe('[redacted]')
 })
 
+test('workflow expressions in our own hints survive', () => {
+  expect(
+    redact('pass the key with api-key: ${{ secrets.SMOLMACHINES_API_KEY }}.')
+  ).toBe('pass the key with api-key: ${{ secrets.SMOLMACHINES_API_KEY }}.')
+})
+
 test('plain text is left alone', () => {
   expect(redact('machine not found')).toBe('machine not found')
 })
@@ -45,5 +51,9 @@ test('secret-looking names', () => {
   ]) {
     expect(looksSecret(n)).toBe(true)
   }
-  expect(looksSecret('NODE_ENV')).toBe(false)
+  for (const n of ['NODE_ENV', 'AUTHOR_NAME', 'BYPASS_CACHE', 'MONKEY_MODE']) {
+    expect(looksSecret(n)).toBe(false)
+  }
+  expect(looksSecret('NPM_AUTH_TOKEN')).toBe(true)
+  expect(looksSecret('SSHKEY')).toBe(true)
 })

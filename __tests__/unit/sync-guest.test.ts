@@ -424,3 +424,33 @@ describe('syncToGuest into a busybox guest', () => {
     expect(readdirSync(join(guest.root, 'tmp'))).toEqual([])
   })
 })
+
+describe('upload failures', () => {
+  it.each([
+    [
+      'an API error',
+      () => new ApiError(500, 'smolfleet POST /exec answered 500')
+    ],
+    [
+      'a lost connection',
+      () => new TransportError('smolfleet POST /exec failed: reset', true)
+    ]
+  ])(
+    '%s on a part rejects the sync instead of crashing',
+    async (_what, failure) => {
+      const root = newRepo(`upload-fails-${randomBytes(3).toString('hex')}`)
+      write(root, 'big.bin', randomBytes(1024 * 1024))
+      let parts = 0
+      const failing: GuestExec = async (command, options) => {
+        if (command.includes('smolvm-action-part') && ++parts > 3)
+          throw failure()
+        return guest.exec(command, options)
+      }
+      await expect(
+        sync(root, '/workspace/upload-fails', failing)
+      ).rejects.toThrow(failure().message)
+      // Nothing is left behind that would emit an error later.
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  )
+})

@@ -70494,7 +70494,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -73305,7 +73305,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function core_error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -73313,7 +73313,7 @@ function core_error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -73321,7 +73321,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
@@ -82976,7 +82976,7 @@ const PATTERNS = [
     ],
     // key=value and key: value forms (headers, query strings, env dumps).
     [
-        new RegExp(`(\\b(?:${SECRET_KEYS})\\s*[=:]\\s*)(?!\\[redacted\\]|bearer\\b|basic\\b|")[^\\s&"',;]+`, 'gi'),
+        new RegExp(`(\\b(?:${SECRET_KEYS})\\s*[=:]\\s*)(?!\\[redacted\\]|bearer\\b|basic\\b|"|\\$\\{\\{)[^\\s&"',;]+`, 'gi'),
         `$1${MARK}`
     ],
     // userinfo in URLs.
@@ -83004,8 +83004,13 @@ function redact(text) {
 }
 /** Names that suggest the variable holds a secret. */
 function looksSecret(name) {
-    return /KEY|TOKEN|SECRET|PASSWORD|PASS|CREDENTIAL|AUTH/i.test(name);
+    // By words of the name, so that AUTHOR_NAME or BYPASS_CACHE do not count.
+    return name
+        .toUpperCase()
+        .split(/[^A-Z0-9]+/)
+        .some((word) => SECRET_WORD.test(word));
 }
+const SECRET_WORD = /^((API|ACCESS|PRIVATE|SECRET|SSH|DEPLOY|SIGNING|LICENSE)?KEYS?|\w*TOKENS?|\w*SECRETS?|PASS|\w*PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|AUTH|PAT)$/;
 
 ;// CONCATENATED MODULE: ./src/smolfleet/base-url.ts
 // Decides where the API key may be sent. The rules follow the Crabbox CLI so
@@ -83303,7 +83308,7 @@ class SmolfleetClient {
                     throw transport;
                 if (attempt >= this.retry.attempts)
                     throw transport;
-                reason = transport.message;
+                reason = transport.message.replace(`smolfleet ${method} ${path} `, '');
             }
             const wait = Math.min(delay ?? backoffMs(this.retry, attempt, () => this.rt.random()), 30_000);
             if (this.rt.now() - started + wait > this.retry.budgetMs) {
@@ -83905,7 +83910,7 @@ function getInputs(env = process.env) {
         timeoutMinutes: read.integer('timeout-minutes', undefined, 360, 1, 4320),
         workingDirectory: read.workingDirectory(),
         leaseOutput: getInput('lease-output') || undefined,
-        stopSelection: read.stopSelection(env),
+        stopSelection: mode === 'stop' ? read.stopSelection(env) : undefined,
         dryRun: read.bool('dry-run', undefined, false),
         legs: read.legs(mode),
         resultsDir: getInput('results-dir'),
@@ -83961,6 +83966,9 @@ function checkModeRules(i, problems) {
 function warnIgnored(i) {
     if (i.mode !== 'run' && i.script.trim()) {
         warning(`Input run is ignored in mode ${i.mode}; remove it or set mode: run.`);
+    }
+    if (i.mode === 'run' && i.syncOnly && i.script.trim()) {
+        warning('Input run is ignored because sync-only is true; remove one of them.');
     }
     if (i.mode !== 'run' && i.resultFile) {
         warning(`Input result-file is ignored in mode ${i.mode}; only mode run writes a result file.`);
@@ -84480,6 +84488,8 @@ async function createOrAdopt(client, identity, shape, rt) {
             // lost answer, a 5xx that may have acted, or a 409, a machine with
             // that name is the one we asked for; only when there is none is the
             // create sent again.
+            if (error instanceof TransportError && !error.sent)
+                throw error;
             const maybe = error instanceof TransportError ||
                 (error instanceof ApiError && TRANSIENT_STATUSES.has(error.status));
             const exists = error instanceof ApiError && error.status === 409;
@@ -84567,11 +84577,14 @@ function asSandbox(machine) {
 /**
  * Finds the sandbox a user named by lease id, slug, machine name or
  * machine id. Machines that Crabbox or this action did not name are
- * refused, so a typo cannot reach someone else's machine.
+ * refused, so a typo cannot reach someone else's machine. Inside a workflow
+ * run, the slug a step asked for also finds the sandbox made in this run,
+ * whose slug carries a suffix and the run marker.
  */
-async function resolveSandbox(client, id) {
+async function resolveSandbox(client, id, env = {}) {
     const wanted = id.trim();
-    if (!wanted.startsWith('cbx_') && !wanted.startsWith('crabbox-')) {
+    const lower = wanted.toLowerCase();
+    if (!lower.startsWith('cbx_') && !lower.startsWith('crabbox-')) {
         try {
             const machine = await client.getMachine(wanted);
             const sandbox = asSandbox(machine);
@@ -84584,13 +84597,20 @@ async function resolveSandbox(client, id) {
                 throw error;
         }
     }
-    const all = (await client.listMachines()).map(asSandbox);
-    const matches = all.filter((s) => s !== undefined &&
-        (s.leaseId === wanted || s.name === wanted || s.slug === wanted));
+    const all = (await client.listMachines())
+        .map(asSandbox)
+        .filter((s) => s !== undefined);
+    const slug = normalizeSlug(wanted);
+    let matches = all.filter((s) => s.leaseId === lower || s.name === lower || s.slug === slug);
+    const marker = runMarker(env, false);
+    if (matches.length === 0 && marker && slug) {
+        const ours = new RegExp(`^${slug}-[0-9a-f]{4}-${marker}(-keep)?$`);
+        matches = all.filter((s) => ours.test(s.slug));
+    }
     if (matches.length === 1)
         return matches[0];
     if (matches.length === 0) {
-        throw new NotFoundError(`No sandbox matches "${wanted}" (looked for a lease id, slug, machine name or machine id).`);
+        throw new NotFoundError(`No sandbox matches "${wanted}" (looked for a lease id, slug, machine name or machine id). Pass the lease-id or slug output of the step that made it.`);
     }
     throw new Error(`"${wanted}" matches ${matches.length} sandboxes (${matches.map((m) => m.leaseId).join(', ')}); use a lease id.`);
 }
@@ -84840,6 +84860,18 @@ function heredocFile(path, content) {
     const payload = Buffer.from(content, 'utf8').toString('base64');
     return `base64 -d > ${path} <<'${delimiter}'\n${payload}\n${delimiter}\n`;
 }
+/**
+ * Fails early, before a sandbox exists, when the script and variables
+ * cannot fit in one call (the lease's own variables are estimated).
+ */
+function checkRunSize(script, env) {
+    const lease = {
+        CRABBOX_LEASE_ID: 'cbx_000000000000',
+        CRABBOX_SLUG: 'x'.repeat(80),
+        CRABBOX_RUN_ID: 'run_000000000000'
+    };
+    buildGuestRun(script, { ...env, ...lease }, '/workspace');
+}
 function buildGuestRun(script, env, cwd) {
     const dir = `/tmp/smolvm-action-run-${(0,external_node_crypto_.randomBytes)(8).toString('hex')}`;
     const q = shellQuote(dir);
@@ -84854,7 +84886,7 @@ function buildGuestRun(script, env, cwd) {
     // copy refuses to run the script again.
     const run = `mkdir ${q}/started 2>/dev/null || { echo 'smolvm-action: this script was already started once; it is not run again.' >&2; exit ${ALREADY_STARTED}; }\n` +
         `set -a\n. ${q}/env.sh\nset +a\nrm -f ${q}/env.sh\n` +
-        `cd ${shellQuote(cwd)} || exit 1\n` +
+        `cd ${shellQuote(cwd)} 2>/dev/null || { echo ${shellQuote(`smolvm-action: the directory ${cwd} does not exist in the sandbox; check working-directory and workdir.`)} >&2; exit 1; }\n` +
         // The exit code is also written down, so that it can still be read if
         // the connection drops while the script runs.
         `sh -e ${q}/script.sh\nrc=$?\necho "$rc" > ${q}/rc\nexit "$rc"\n`;
@@ -84940,8 +84972,8 @@ async function recover(ctx, machineId, probe, deadline, cause) {
 async function streamOrExec(ctx, machineId, command, timeoutSeconds) {
     // The guest's output must not be able to issue workflow commands to the
     // runner (set outputs, add masks, ...), so commands are paused around it.
-    const token = (0,external_node_crypto_.randomUUID)();
-    process.stdout.write(`::stop-commands::${token}\n`);
+    pausedToken = (0,external_node_crypto_.randomUUID)();
+    process.stdout.write(`::stop-commands::${pausedToken}\n`);
     try {
         const streamed = await ctx.client.execStream(machineId, { command, cwd: '/', timeoutSeconds }, {
             stdout: (text) => process.stdout.write(text),
@@ -84955,8 +84987,19 @@ async function streamOrExec(ctx, machineId, command, timeoutSeconds) {
         return result.exitCode;
     }
     finally {
-        process.stdout.write(`\n::${token}::\n`);
+        resumeWorkflowCommands();
     }
+}
+let pausedToken;
+/**
+ * Ends the pause of workflow commands around the guest's output, so that
+ * our own warnings and errors (e.g. on cancellation) reach the runner.
+ */
+function resumeWorkflowCommands() {
+    if (pausedToken === undefined)
+        return;
+    process.stdout.write(`\n::${pausedToken}::\n`);
+    pausedToken = undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/state.ts
@@ -84969,8 +85012,7 @@ const KEYS = {
     slug: 'slug',
     name: 'machine-name',
     machineId: 'machine-id',
-    cleanup: 'cleanup',
-    isPost: 'is-post'
+    cleanup: 'cleanup'
 };
 function saveLease(lease) {
     saveState(KEYS.leaseId, lease.leaseId);
@@ -84999,10 +85041,6 @@ function loadLease() {
         machineId,
         cleanup: cleanup === 'keep' || cleanup === 'done' ? cleanup : 'delete'
     };
-}
-/** Set by main so that a misconfigured post cannot run main's work. */
-function markMainStarted() {
-    core.saveState(KEYS.isPost, 'true');
 }
 
 ;// CONCATENATED MODULE: ./src/sync/errors.ts
@@ -85316,16 +85354,16 @@ async function checkSyncRoot(path) {
         isDir = (await (0,promises_.stat)(absolute)).isDirectory();
     }
     catch {
-        throw new SyncInputError(`The sync path ${absolute} does not exist; ${fix}.`);
+        throw new SyncInputError(`Input path ${absolute} does not exist; ${fix}.`);
     }
     if (!isDir) {
-        throw new SyncInputError(`The sync path ${absolute} is not a directory; point the path input ` +
+        throw new SyncInputError(`Input path ${absolute} is not a directory; point it ` +
             `at the checkout directory, or set sync: false.`);
     }
     const r = await git(absolute, ['rev-parse', '--is-inside-work-tree']);
     if (r.code !== 0 || r.stdout.toString('utf8').trim() !== 'true') {
         const why = r.stderr === '' ? '' : ` (git says: ${firstLine(r.stderr)})`;
-        throw new SyncInputError(`The sync path ${absolute} is not inside a git work tree${why}; ` +
+        throw new SyncInputError(`Input path ${absolute} is not inside a git work tree${why}; ` +
             `the sync needs git to know which files belong to the repository, ` +
             `so ${fix}.`);
     }
@@ -85565,7 +85603,7 @@ function reportProtected(list, log) {
     if (n === 0)
         return;
     const more = n > MAX_LISTED ? ` (+${n - MAX_LISTED} more)` : '';
-    log.warning(`protected ${n} tracked files from built-in artifact excludes: ` +
+    log.info(`protected ${n} tracked files from built-in artifact excludes: ` +
         `${list.protectedTracked.slice(0, MAX_LISTED).join(', ')}${more}; ` +
         'they are synced; add them to .crabboxignore or the exclude input ' +
         'if they are build output.');
@@ -85649,22 +85687,35 @@ async function writeArchive(list, trailer, sink) {
     const pack = tar_stream.pack();
     // tar-stream's streams are streamx streams; node's pipeline takes them
     // reliably only as an async iterable.
+    // Errors of the pack and its entries are reported through `done` and the
+    // producer; without listeners a torn-down stream would throw uncaught.
+    pack.on('error', () => undefined);
     const done = (0,external_node_stream_promises_namespaceObject.pipeline)(chunksOf(pack), (0,external_node_zlib_.createGzip)(), sink);
-    // When the upload fails the producer below may be waiting for the pack
-    // to drain; tearing the pack down releases it.
+    // When the upload fails the producer below may be waiting on the pack,
+    // which a torn-down stream never answers: stop waiting at once.
+    let stop = () => undefined;
+    const stopped = new Promise((_resolve, reject) => {
+        stop = reject;
+    });
+    stopped.catch(() => undefined);
     done.catch((e) => {
         pack.destroy(asError(e));
+        stop(asError(e));
     });
+    const step = async (work) => {
+        work.catch(() => undefined);
+        await Promise.race([work, stopped]);
+    };
     let producerError;
     const ahead = new ReadAhead(list);
     try {
         for (let i = 0; i < list.files.length; i++) {
             ahead.fill(i);
-            await addFile(pack, list.root, list.files[i], ahead.take(i));
+            await step(addFile(pack, list.root, list.files[i], ahead.take(i)));
         }
         const mtime = new Date();
         for (const e of trailer) {
-            await addBuffer(pack, { name: e.name, mode: 0o644, mtime }, e.data);
+            await step(addBuffer(pack, { name: e.name, mode: 0o644, mtime }, e.data));
         }
         pack.finalize();
     }
@@ -85781,6 +85832,7 @@ async function addFile(pack, root, f, read) {
     finished.catch(() => undefined);
     if (entry === undefined)
         throw new Error('tar-stream returned no entry');
+    entry.on('error', () => undefined);
     try {
         await copyInto(entry, (0,external_node_path_.join)(root, f.path), f.size);
     }
@@ -86407,14 +86459,16 @@ async function newSandbox(ctx, keepIntent) {
     // Whatever happens next, the outputs already say what to stop.
     report_setOutput('lease-id', identity.leaseId);
     report_setOutput('slug', identity.slug);
-    // A sandbox nobody keeps gets a server-side lifetime as a backstop in case
-    // both this step and its post step die; a kept one gets ttl-minutes.
+    // A server-side lifetime is the backstop in case both this step and its
+    // post step die: ttl-minutes when given; else an hour past the script's
+    // timeout for a one-shot sandbox, and a day past it for one that may be
+    // kept on failure. Only sandboxes kept on purpose live until stopped.
     const oneShot = !keepIntent && !i.keepOnFailure;
     const ttlSeconds = i.ttlMinutes
         ? i.ttlMinutes * 60
-        : oneShot
-            ? (i.timeoutMinutes + 60) * 60
-            : undefined;
+        : keepIntent
+            ? undefined
+            : (i.timeoutMinutes + (oneShot ? 60 : 24 * 60)) * 60;
     info(`provisioning provider=smolvm lease=${identity.leaseId} slug=${identity.slug} name=${identity.name} image=${i.image} cpus=${i.cpus} memory_mb=${i.memoryMb} network=${i.network} keep=${keepIntent}`);
     let machineId = '';
     const sandbox = await createSandbox(ctx.client, identity, {
@@ -86432,9 +86486,10 @@ async function newSandbox(ctx, keepIntent) {
     }), ctx.cleanupClient).catch((error) => {
         // A refusal (bad key, quota, invalid request) created nothing, so the
         // post step has nothing to look for.
-        if (!machineId && error instanceof ApiError && REFUSED.has(error.status)) {
+        const refused = error instanceof ApiError && REFUSED.has(error.status);
+        const neverSent = error instanceof TransportError && !error.sent;
+        if (!machineId && (refused || neverSent))
             saveCleanup('done');
-        }
         throw error;
     });
     info(`leased ${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} name=${sandbox.name}`);
@@ -86467,6 +86522,7 @@ function guestExec(client, machineId) {
 
 
 
+
 async function runMode(ctx) {
     const i = ctx.inputs;
     const started = Date.now();
@@ -86482,6 +86538,8 @@ async function runMode(ctx) {
         });
     }
     const env = forwardedEnv(i.envForward, ctx.env);
+    if (!i.syncOnly)
+        checkRunSize(i.script, env);
     const reused = i.ids.length === 1;
     const sandbox = await group(reused ? 'Find sandbox' : 'Create sandbox', async () => reused ? reuse(ctx, i.ids[0]) : newSandbox(ctx, i.keep));
     const lease = {
@@ -86506,8 +86564,12 @@ async function runMode(ctx) {
         if (files) {
             const list = files;
             const t0 = Date.now();
-            synced = await group('Sync', async () => syncToGuest({ list, workdir: i.workdir, exec, log: syncLog }));
-            timings.syncMs = Date.now() - t0;
+            try {
+                synced = await group('Sync', async () => syncToGuest({ list, workdir: i.workdir, exec, log: syncLog }));
+            }
+            finally {
+                timings.syncMs = Date.now() - t0;
+            }
             info(`sync complete in ${timings.syncMs}ms`);
         }
         if (i.syncOnly) {
@@ -86550,23 +86612,23 @@ async function runMode(ctx) {
     if (failure)
         throw failure;
     if (exitCode !== undefined && exitCode !== 0) {
-        throw new Error(exitMessage(exitCode, i.timeoutMinutes));
+        const timedOut = exitCode === 124 && (timings.commandMs ?? 0) >= i.timeoutMinutes * 60_000;
+        throw new Error(exitMessage(exitCode, timedOut, i.timeoutMinutes));
     }
 }
-function exitMessage(code, timeoutMinutes) {
+function exitMessage(code, timedOut, timeoutMinutes) {
+    if (timedOut) {
+        return `The script timed out after ${timeoutMinutes} minute${timeoutMinutes === 1 ? '' : 's'} (timeout-minutes) and was stopped (exit code 124).`;
+    }
     switch (code) {
-        case 124:
-            return `The script timed out after ${timeoutMinutes} minutes (timeout-minutes) and was stopped (exit code 124).`;
         case 127:
             return 'The script exited with code 127: a command was not found in the sandbox. Install it in the script first (for example apk add --no-cache <package>) or use another image.';
-        case 255:
-            return 'The script exited with code 255: the sandbox could not find an executable it was asked to run.';
         default:
             return `The script exited with code ${code}.`;
     }
 }
 async function reuse(ctx, id) {
-    const sandbox = await resolveSandbox(ctx.client, id);
+    const sandbox = await resolveSandbox(ctx.client, id, ctx.env);
     info(`reusing ${sandbox.leaseId} slug=${sandbox.slug} machine=${sandbox.machineId} state=${sandbox.state}`);
     return sandbox;
 }
@@ -86578,13 +86640,20 @@ async function finish(ctx, sandbox, lease, failed) {
         info(`Left reused sandbox ${sandbox.leaseId} running.`);
         return;
     }
-    if (i.keep || (failed && i.keepOnFailure)) {
+    // A cancelled run did not fail on its own: keep-on-failure is for
+    // debugging a failure, not for keeping what a cancellation interrupted.
+    const keepForFailure = failed && i.keepOnFailure && !ctx.signal.aborted;
+    if (i.keep || keepForFailure) {
         saveCleanup('keep');
-        lease.cleanup = i.keep
-            ? 'kept (keep: true)'
-            : 'kept because the run failed (keep-on-failure)';
-        info(`keep-on-failure: kept lease=${sandbox.leaseId} slug=${sandbox.slug}`);
-        info(`stop: ${cleanupCommand(sandbox.leaseId)}`);
+        const stop = `stop it with mode: stop and id: ${sandbox.leaseId}, or ${cleanupCommand(sandbox.leaseId)}`;
+        if (i.keep) {
+            lease.cleanup = 'kept (keep: true)';
+            notice(`Sandbox ${sandbox.leaseId} (slug ${sandbox.slug}) is kept (keep: true); ${stop}.`);
+        }
+        else {
+            lease.cleanup = 'kept because the run failed (keep-on-failure)';
+            warning(`keep-on-failure: kept sandbox ${sandbox.leaseId} (slug ${sandbox.slug}) for debugging; ${stop}.`);
+        }
         return;
     }
     try {
@@ -86621,7 +86690,7 @@ const syncLog = {
 const status_READY = new Set(['running', 'started', 'ready', 'idle', 'active']);
 /** Reports the state of one sandbox. */
 async function statusMode(ctx) {
-    const sandbox = await resolveSandbox(ctx.client, ctx.inputs.ids[0]);
+    const sandbox = await resolveSandbox(ctx.client, ctx.inputs.ids[0], ctx.env);
     const ready = status_READY.has(sandbox.state.trim().toLowerCase());
     info(`${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} state=${sandbox.state} ready=${ready}`);
     setLeaseOutputs({ ...sandbox, reused: true, kept: true, cleanup: '' });
@@ -86690,12 +86759,20 @@ async function named(ctx) {
     const out = [];
     for (const id of ctx.inputs.ids) {
         try {
-            out.push(await resolveSandbox(ctx.client, id));
+            out.push(await resolveSandbox(ctx.client, id, ctx.env));
         }
         catch (error) {
             if (!(error instanceof NotFoundError))
                 throw error;
-            info(`${id}: no such sandbox; it is already gone.`);
+            // A lease id or machine name we made is unique: not found means
+            // gone. A slug or anything else may be a typo that leaves a sandbox
+            // running, so that gets a warning.
+            if (/^(cbx_[0-9a-f]{12}|crabbox-.+-[0-9a-f]{12})$/i.test(id)) {
+                info(`${id}: no such sandbox; it is already gone.`);
+            }
+            else {
+                warning(`${error.message} Nothing was stopped for it.`);
+            }
         }
     }
     return out;
@@ -86780,6 +86857,7 @@ async function warmupMode(ctx) {
 
 
 
+
 const main_run_MODES = {
     warmup: warmupMode,
     // With result-file set, a run writes its leg's result even when it fails.
@@ -86796,6 +86874,9 @@ const CANCEL_EXIT_MS = 6500;
 /** The error's message, with what to do about the API's refusals. */
 function explain(error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof TransportError && !error.sent) {
+        return `${message}. Nothing answered there: check base-url (or CRABBOX_SMOLVM_BASE_URL).`;
+    }
     if (!(error instanceof ApiError))
         return message;
     switch (error.status) {
@@ -86817,6 +86898,7 @@ async function run() {
     const onSignal = (signal) => {
         if (controller.signal.aborted)
             return;
+        resumeWorkflowCommands();
         warning(`Received ${signal}: cancelling; sandboxes this step created are deleted unless kept.`);
         controller.abort(new Error('The step was cancelled.'));
         setTimeout(() => process.exit(1), CANCEL_EXIT_MS).unref();

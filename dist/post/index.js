@@ -70518,7 +70518,7 @@ const PATTERNS = [
     ],
     // key=value and key: value forms (headers, query strings, env dumps).
     [
-        new RegExp(`(\\b(?:${SECRET_KEYS})\\s*[=:]\\s*)(?!\\[redacted\\]|bearer\\b|basic\\b|")[^\\s&"',;]+`, 'gi'),
+        new RegExp(`(\\b(?:${SECRET_KEYS})\\s*[=:]\\s*)(?!\\[redacted\\]|bearer\\b|basic\\b|"|\\$\\{\\{)[^\\s&"',;]+`, 'gi'),
         `$1${MARK}`
     ],
     // userinfo in URLs.
@@ -70546,8 +70546,13 @@ function redact(text) {
 }
 /** Names that suggest the variable holds a secret. */
 function looksSecret(name) {
-    return /KEY|TOKEN|SECRET|PASSWORD|PASS|CREDENTIAL|AUTH/i.test(name);
+    // By words of the name, so that AUTHOR_NAME or BYPASS_CACHE do not count.
+    return name
+        .toUpperCase()
+        .split(/[^A-Z0-9]+/)
+        .some((word) => SECRET_WORD.test(word));
 }
+const SECRET_WORD = /^((API|ACCESS|PRIVATE|SECRET|SSH|DEPLOY|SIGNING|LICENSE)?KEYS?|\w*TOKENS?|\w*SECRETS?|PASS|\w*PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|AUTH|PAT)$/;
 
 ;// CONCATENATED MODULE: ./src/fanout/legs.ts
 // The legs of a fan-out, from a shard count or an explicit list, and the
@@ -70831,7 +70836,7 @@ function getInputs(env = process.env) {
         timeoutMinutes: read.integer('timeout-minutes', undefined, 360, 1, 4320),
         workingDirectory: read.workingDirectory(),
         leaseOutput: core.getInput('lease-output') || undefined,
-        stopSelection: read.stopSelection(env),
+        stopSelection: mode === 'stop' ? read.stopSelection(env) : undefined,
         dryRun: read.bool('dry-run', undefined, false),
         legs: read.legs(mode),
         resultsDir: core.getInput('results-dir'),
@@ -70887,6 +70892,9 @@ function checkModeRules(i, problems) {
 function warnIgnored(i) {
     if (i.mode !== 'run' && i.script.trim()) {
         core.warning(`Input run is ignored in mode ${i.mode}; remove it or set mode: run.`);
+    }
+    if (i.mode === 'run' && i.syncOnly && i.script.trim()) {
+        core.warning('Input run is ignored because sync-only is true; remove one of them.');
     }
     if (i.mode !== 'run' && i.resultFile) {
         core.warning(`Input result-file is ignored in mode ${i.mode}; only mode run writes a result file.`);
@@ -80981,7 +80989,7 @@ class SmolfleetClient {
                     throw transport;
                 if (attempt >= this.retry.attempts)
                     throw transport;
-                reason = transport.message;
+                reason = transport.message.replace(`smolfleet ${method} ${path} `, '');
             }
             const wait = Math.min(delay ?? backoffMs(this.retry, attempt, () => this.rt.random()), 30_000);
             if (this.rt.now() - started + wait > this.retry.budgetMs) {
@@ -81167,8 +81175,7 @@ const KEYS = {
     slug: 'slug',
     name: 'machine-name',
     machineId: 'machine-id',
-    cleanup: 'cleanup',
-    isPost: 'is-post'
+    cleanup: 'cleanup'
 };
 function saveLease(lease) {
     core.saveState(KEYS.leaseId, lease.leaseId);
@@ -81197,10 +81204,6 @@ function loadLease() {
         machineId,
         cleanup: cleanup === 'keep' || cleanup === 'done' ? cleanup : 'delete'
     };
-}
-/** Set by main so that a misconfigured post cannot run main's work. */
-function markMainStarted() {
-    core.saveState(KEYS.isPost, 'true');
 }
 
 ;// CONCATENATED MODULE: ./src/post-run.ts

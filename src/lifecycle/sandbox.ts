@@ -6,7 +6,7 @@ import type { SmolfleetClient } from '../smolfleet/client.js'
 import { ApiError, TransportError } from '../smolfleet/errors.js'
 import { TRANSIENT_STATUSES } from '../smolfleet/retry.js'
 import type { MachineRecord, NetworkMode } from '../smolfleet/types.js'
-import { parseMachineName } from './names.js'
+import { normalizeSlug, parseMachineName, runMarker } from './names.js'
 import type { LeaseIdentity } from './names.js'
 
 export interface Sandbox {
@@ -85,6 +85,7 @@ async function createOrAdopt(
       // lost answer, a 5xx that may have acted, or a 409, a machine with
       // that name is the one we asked for; only when there is none is the
       // create sent again.
+      if (error instanceof TransportError && !error.sent) throw error
       const maybe =
         error instanceof TransportError ||
         (error instanceof ApiError && TRANSIENT_STATUSES.has(error.status))
@@ -204,14 +205,18 @@ export function asSandbox(machine: MachineRecord): Sandbox | undefined {
 /**
  * Finds the sandbox a user named by lease id, slug, machine name or
  * machine id. Machines that Crabbox or this action did not name are
- * refused, so a typo cannot reach someone else's machine.
+ * refused, so a typo cannot reach someone else's machine. Inside a workflow
+ * run, the slug a step asked for also finds the sandbox made in this run,
+ * whose slug carries a suffix and the run marker.
  */
 export async function resolveSandbox(
   client: SmolfleetClient,
-  id: string
+  id: string,
+  env: NodeJS.ProcessEnv = {}
 ): Promise<Sandbox> {
   const wanted = id.trim()
-  if (!wanted.startsWith('cbx_') && !wanted.startsWith('crabbox-')) {
+  const lower = wanted.toLowerCase()
+  if (!lower.startsWith('cbx_') && !lower.startsWith('crabbox-')) {
     try {
       const machine = await client.getMachine(wanted)
       const sandbox = asSandbox(machine)
@@ -223,16 +228,22 @@ export async function resolveSandbox(
       if (!(error instanceof ApiError) || error.status !== 404) throw error
     }
   }
-  const all = (await client.listMachines()).map(asSandbox)
-  const matches = all.filter(
-    (s): s is Sandbox =>
-      s !== undefined &&
-      (s.leaseId === wanted || s.name === wanted || s.slug === wanted)
+  const all = (await client.listMachines())
+    .map(asSandbox)
+    .filter((s): s is Sandbox => s !== undefined)
+  const slug = normalizeSlug(wanted)
+  let matches = all.filter(
+    (s) => s.leaseId === lower || s.name === lower || s.slug === slug
   )
+  const marker = runMarker(env, false)
+  if (matches.length === 0 && marker && slug) {
+    const ours = new RegExp(`^${slug}-[0-9a-f]{4}-${marker}(-keep)?$`)
+    matches = all.filter((s) => ours.test(s.slug))
+  }
   if (matches.length === 1) return matches[0] as Sandbox
   if (matches.length === 0) {
     throw new NotFoundError(
-      `No sandbox matches "${wanted}" (looked for a lease id, slug, machine name or machine id).`
+      `No sandbox matches "${wanted}" (looked for a lease id, slug, machine name or machine id). Pass the lease-id or slug output of the step that made it.`
     )
   }
   throw new Error(

@@ -5,7 +5,7 @@ import type { Context } from '../context.js'
 import { newIdentity } from '../lifecycle/names.js'
 import { createSandbox } from '../lifecycle/sandbox.js'
 import type { Sandbox } from '../lifecycle/sandbox.js'
-import { ApiError } from '../smolfleet/errors.js'
+import { ApiError, TransportError } from '../smolfleet/errors.js'
 import { saveCleanup, saveLease, saveMachineId } from '../state.js'
 
 const REFUSED = new Set([400, 401, 402, 403, 404, 413, 422])
@@ -26,14 +26,16 @@ export async function newSandbox(
   setOutput('lease-id', identity.leaseId)
   setOutput('slug', identity.slug)
 
-  // A sandbox nobody keeps gets a server-side lifetime as a backstop in case
-  // both this step and its post step die; a kept one gets ttl-minutes.
+  // A server-side lifetime is the backstop in case both this step and its
+  // post step die: ttl-minutes when given; else an hour past the script's
+  // timeout for a one-shot sandbox, and a day past it for one that may be
+  // kept on failure. Only sandboxes kept on purpose live until stopped.
   const oneShot = !keepIntent && !i.keepOnFailure
   const ttlSeconds = i.ttlMinutes
     ? i.ttlMinutes * 60
-    : oneShot
-      ? (i.timeoutMinutes + 60) * 60
-      : undefined
+    : keepIntent
+      ? undefined
+      : (i.timeoutMinutes + (oneShot ? 60 : 24 * 60)) * 60
 
   core.info(
     `provisioning provider=smolvm lease=${identity.leaseId} slug=${identity.slug} name=${identity.name} image=${i.image} cpus=${i.cpus} memory_mb=${i.memoryMb} network=${i.network} keep=${keepIntent}`
@@ -60,9 +62,9 @@ export async function newSandbox(
   ).catch((error: unknown) => {
     // A refusal (bad key, quota, invalid request) created nothing, so the
     // post step has nothing to look for.
-    if (!machineId && error instanceof ApiError && REFUSED.has(error.status)) {
-      saveCleanup('done')
-    }
+    const refused = error instanceof ApiError && REFUSED.has(error.status)
+    const neverSent = error instanceof TransportError && !error.sent
+    if (!machineId && (refused || neverSent)) saveCleanup('done')
     throw error
   })
   core.info(

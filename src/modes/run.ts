@@ -15,6 +15,7 @@ import {
 import type { LeaseReport, Timings } from '../report/report.js'
 import { forwardedEnv } from '../run/env.js'
 import { runScript } from '../run/script.js'
+import { checkRunSize } from '../run/guest-script.js'
 import { saveCleanup } from '../state.js'
 import {
   checkSyncRoot,
@@ -42,6 +43,7 @@ export async function runMode(ctx: Context): Promise<void> {
     })
   }
   const env = forwardedEnv(i.envForward, ctx.env)
+  if (!i.syncOnly) checkRunSize(i.script, env)
 
   const reused = i.ids.length === 1
   const sandbox: Sandbox = await core.group(
@@ -72,10 +74,13 @@ export async function runMode(ctx: Context): Promise<void> {
     if (files) {
       const list = files
       const t0 = Date.now()
-      synced = await core.group('Sync', async () =>
-        syncToGuest({ list, workdir: i.workdir, exec, log: syncLog })
-      )
-      timings.syncMs = Date.now() - t0
+      try {
+        synced = await core.group('Sync', async () =>
+          syncToGuest({ list, workdir: i.workdir, exec, log: syncLog })
+        )
+      } finally {
+        timings.syncMs = Date.now() - t0
+      }
       core.info(`sync complete in ${timings.syncMs}ms`)
     }
     if (i.syncOnly) {
@@ -119,25 +124,30 @@ export async function runMode(ctx: Context): Promise<void> {
 
   if (failure) throw failure
   if (exitCode !== undefined && exitCode !== 0) {
-    throw new Error(exitMessage(exitCode, i.timeoutMinutes))
+    const timedOut =
+      exitCode === 124 && (timings.commandMs ?? 0) >= i.timeoutMinutes * 60_000
+    throw new Error(exitMessage(exitCode, timedOut, i.timeoutMinutes))
   }
 }
 
-function exitMessage(code: number, timeoutMinutes: number): string {
+function exitMessage(
+  code: number,
+  timedOut: boolean,
+  timeoutMinutes: number
+): string {
+  if (timedOut) {
+    return `The script timed out after ${timeoutMinutes} minute${timeoutMinutes === 1 ? '' : 's'} (timeout-minutes) and was stopped (exit code 124).`
+  }
   switch (code) {
-    case 124:
-      return `The script timed out after ${timeoutMinutes} minutes (timeout-minutes) and was stopped (exit code 124).`
     case 127:
       return 'The script exited with code 127: a command was not found in the sandbox. Install it in the script first (for example apk add --no-cache <package>) or use another image.'
-    case 255:
-      return 'The script exited with code 255: the sandbox could not find an executable it was asked to run.'
     default:
       return `The script exited with code ${code}.`
   }
 }
 
 async function reuse(ctx: Context, id: string): Promise<Sandbox> {
-  const sandbox = await resolveSandbox(ctx.client, id)
+  const sandbox = await resolveSandbox(ctx.client, id, ctx.env)
   core.info(
     `reusing ${sandbox.leaseId} slug=${sandbox.slug} machine=${sandbox.machineId} state=${sandbox.state}`
   )
@@ -157,15 +167,23 @@ async function finish(
     core.info(`Left reused sandbox ${sandbox.leaseId} running.`)
     return
   }
-  if (i.keep || (failed && i.keepOnFailure)) {
+  // A cancelled run did not fail on its own: keep-on-failure is for
+  // debugging a failure, not for keeping what a cancellation interrupted.
+  const keepForFailure = failed && i.keepOnFailure && !ctx.signal.aborted
+  if (i.keep || keepForFailure) {
     saveCleanup('keep')
-    lease.cleanup = i.keep
-      ? 'kept (keep: true)'
-      : 'kept because the run failed (keep-on-failure)'
-    core.info(
-      `keep-on-failure: kept lease=${sandbox.leaseId} slug=${sandbox.slug}`
-    )
-    core.info(`stop: ${cleanupCommand(sandbox.leaseId)}`)
+    const stop = `stop it with mode: stop and id: ${sandbox.leaseId}, or ${cleanupCommand(sandbox.leaseId)}`
+    if (i.keep) {
+      lease.cleanup = 'kept (keep: true)'
+      core.notice(
+        `Sandbox ${sandbox.leaseId} (slug ${sandbox.slug}) is kept (keep: true); ${stop}.`
+      )
+    } else {
+      lease.cleanup = 'kept because the run failed (keep-on-failure)'
+      core.warning(
+        `keep-on-failure: kept sandbox ${sandbox.leaseId} (slug ${sandbox.slug}) for debugging; ${stop}.`
+      )
+    }
     return
   }
   try {

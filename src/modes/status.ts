@@ -7,7 +7,11 @@ const READY = new Set(['running', 'started', 'ready', 'idle', 'active'])
 
 /** Reports the state of one sandbox. */
 export async function statusMode(ctx: Context): Promise<void> {
-  const sandbox = await resolveSandbox(ctx.client, ctx.inputs.ids[0] as string)
+  const sandbox = await resolveSandbox(
+    ctx.client,
+    ctx.inputs.ids[0] as string,
+    ctx.env
+  )
   const ready = READY.has(sandbox.state.trim().toLowerCase())
   core.info(
     `${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} state=${sandbox.state} ready=${ready}`

@@ -80,10 +80,17 @@ async function named(
   const out: Sandbox[] = []
   for (const id of ctx.inputs.ids) {
     try {
-      out.push(await resolveSandbox(ctx.client, id))
+      out.push(await resolveSandbox(ctx.client, id, ctx.env))
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error
-      core.info(`${id}: no such sandbox; it is already gone.`)
+      // A lease id or machine name we made is unique: not found means
+      // gone. A slug or anything else may be a typo that leaves a sandbox
+      // running, so that gets a warning.
+      if (/^(cbx_[0-9a-f]{12}|crabbox-.+-[0-9a-f]{12})$/i.test(id)) {
+        core.info(`${id}: no such sandbox; it is already gone.`)
+      } else {
+        core.warning(`${error.message} Nothing was stopped for it.`)
+      }
     }
   }
   return out

@@ -39,6 +39,22 @@ function heredocFile(path: string, content: string): string {
   return `base64 -d > ${path} <<'${delimiter}'\n${payload}\n${delimiter}\n`
 }
 
+/**
+ * Fails early, before a sandbox exists, when the script and variables
+ * cannot fit in one call (the lease's own variables are estimated).
+ */
+export function checkRunSize(
+  script: string,
+  env: Record<string, string>
+): void {
+  const lease = {
+    CRABBOX_LEASE_ID: 'cbx_000000000000',
+    CRABBOX_SLUG: 'x'.repeat(80),
+    CRABBOX_RUN_ID: 'run_000000000000'
+  }
+  buildGuestRun(script, { ...env, ...lease }, '/workspace')
+}
+
 export function buildGuestRun(
   script: string,
   env: Record<string, string>,
@@ -61,7 +77,7 @@ export function buildGuestRun(
   const run =
     `mkdir ${q}/started 2>/dev/null || { echo 'smolvm-action: this script was already started once; it is not run again.' >&2; exit ${ALREADY_STARTED}; }\n` +
     `set -a\n. ${q}/env.sh\nset +a\nrm -f ${q}/env.sh\n` +
-    `cd ${shellQuote(cwd)} || exit 1\n` +
+    `cd ${shellQuote(cwd)} 2>/dev/null || { echo ${shellQuote(`smolvm-action: the directory ${cwd} does not exist in the sandbox; check working-directory and workdir.`)} >&2; exit 1; }\n` +
     // The exit code is also written down, so that it can still be read if
     // the connection drops while the script runs.
     `sh -e ${q}/script.sh\nrc=$?\necho "$rc" > ${q}/rc\nexit "$rc"\n`

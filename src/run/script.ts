@@ -138,8 +138,8 @@ async function streamOrExec(
 ): Promise<number> {
   // The guest's output must not be able to issue workflow commands to the
   // runner (set outputs, add masks, ...), so commands are paused around it.
-  const token = randomUUID()
-  process.stdout.write(`::stop-commands::${token}\n`)
+  pausedToken = randomUUID()
+  process.stdout.write(`::stop-commands::${pausedToken}\n`)
   try {
     const streamed = await ctx.client.execStream(
       machineId,
@@ -159,6 +159,18 @@ async function streamOrExec(
     process.stdout.write(result.stderr)
     return result.exitCode
   } finally {
-    process.stdout.write(`\n::${token}::\n`)
+    resumeWorkflowCommands()
   }
+}
+
+let pausedToken: string | undefined
+
+/**
+ * Ends the pause of workflow commands around the guest's output, so that
+ * our own warnings and errors (e.g. on cancellation) reach the runner.
+ */
+export function resumeWorkflowCommands(): void {
+  if (pausedToken === undefined) return
+  process.stdout.write(`\n::${pausedToken}::\n`)
+  pausedToken = undefined
 }

@@ -29,7 +29,7 @@ const PATTERNS: [RegExp, string][] = [
   // key=value and key: value forms (headers, query strings, env dumps).
   [
     new RegExp(
-      `(\\b(?:${SECRET_KEYS})\\s*[=:]\\s*)(?!\\[redacted\\]|bearer\\b|basic\\b|")[^\\s&"',;]+`,
+      `(\\b(?:${SECRET_KEYS})\\s*[=:]\\s*)(?!\\[redacted\\]|bearer\\b|basic\\b|"|\\$\\{\\{)[^\\s&"',;]+`,
       'gi'
     ),
     `$1${MARK}`
@@ -61,5 +61,12 @@ export function redact(text: string): string {
 
 /** Names that suggest the variable holds a secret. */
 export function looksSecret(name: string): boolean {
-  return /KEY|TOKEN|SECRET|PASSWORD|PASS|CREDENTIAL|AUTH/i.test(name)
+  // By words of the name, so that AUTHOR_NAME or BYPASS_CACHE do not count.
+  return name
+    .toUpperCase()
+    .split(/[^A-Z0-9]+/)
+    .some((word) => SECRET_WORD.test(word))
 }
+
+const SECRET_WORD =
+  /^((API|ACCESS|PRIVATE|SECRET|SSH|DEPLOY|SIGNING|LICENSE)?KEYS?|\w*TOKENS?|\w*SECRETS?|PASS|\w*PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|AUTH|PAT)$/

@@ -285,7 +285,7 @@ export class SmolfleetClient {
         const transport = toTransportError(error, method, path)
         if (!options.idempotent && transport.sent) throw transport
         if (attempt >= this.retry.attempts) throw transport
-        reason = transport.message
+        reason = transport.message.replace(`smolfleet ${method} ${path} `, '')
       }
       const wait = Math.min(
         delay ?? backoffMs(this.retry, attempt, () => this.rt.random()),

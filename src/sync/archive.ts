@@ -38,23 +38,38 @@ export async function writeArchive(
   const pack = tarStream.pack()
   // tar-stream's streams are streamx streams; node's pipeline takes them
   // reliably only as an async iterable.
+  // Errors of the pack and its entries are reported through `done` and the
+  // producer; without listeners a torn-down stream would throw uncaught.
+  pack.on('error', () => undefined)
   const done = pipeline(chunksOf(pack), createGzip(), sink)
-  // When the upload fails the producer below may be waiting for the pack
-  // to drain; tearing the pack down releases it.
+  // When the upload fails the producer below may be waiting on the pack,
+  // which a torn-down stream never answers: stop waiting at once.
+  let stop: (e: Error) => void = () => undefined
+  const stopped = new Promise<never>((_resolve, reject) => {
+    stop = reject
+  })
+  stopped.catch(() => undefined)
   done.catch((e: unknown) => {
     pack.destroy(asError(e))
+    stop(asError(e))
   })
+  const step = async (work: Promise<void>): Promise<void> => {
+    work.catch(() => undefined)
+    await Promise.race([work, stopped])
+  }
 
   let producerError: Error | undefined
   const ahead = new ReadAhead(list)
   try {
     for (let i = 0; i < list.files.length; i++) {
       ahead.fill(i)
-      await addFile(pack, list.root, list.files[i] as SyncFile, ahead.take(i))
+      await step(
+        addFile(pack, list.root, list.files[i] as SyncFile, ahead.take(i))
+      )
     }
     const mtime = new Date()
     for (const e of trailer) {
-      await addBuffer(pack, { name: e.name, mode: 0o644, mtime }, e.data)
+      await step(addBuffer(pack, { name: e.name, mode: 0o644, mtime }, e.data))
     }
     pack.finalize()
   } catch (e) {
@@ -172,6 +187,7 @@ async function addFile(
   })
   finished.catch(() => undefined)
   if (entry === undefined) throw new Error('tar-stream returned no entry')
+  entry.on('error', () => undefined)
   try {
     await copyInto(entry, join(root, f.path), f.size)
   } catch (e) {

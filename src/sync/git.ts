@@ -68,13 +68,11 @@ export async function checkSyncRoot(path: string): Promise<string> {
   try {
     isDir = (await stat(absolute)).isDirectory()
   } catch {
-    throw new SyncInputError(
-      `The sync path ${absolute} does not exist; ${fix}.`
-    )
+    throw new SyncInputError(`Input path ${absolute} does not exist; ${fix}.`)
   }
   if (!isDir) {
     throw new SyncInputError(
-      `The sync path ${absolute} is not a directory; point the path input ` +
+      `Input path ${absolute} is not a directory; point it ` +
         `at the checkout directory, or set sync: false.`
     )
   }
@@ -83,7 +81,7 @@ export async function checkSyncRoot(path: string): Promise<string> {
   if (r.code !== 0 || r.stdout.toString('utf8').trim() !== 'true') {
     const why = r.stderr === '' ? '' : ` (git says: ${firstLine(r.stderr)})`
     throw new SyncInputError(
-      `The sync path ${absolute} is not inside a git work tree${why}; ` +
+      `Input path ${absolute} is not inside a git work tree${why}; ` +
         `the sync needs git to know which files belong to the repository, ` +
         `so ${fix}.`
     )

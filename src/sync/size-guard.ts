@@ -73,7 +73,7 @@ function reportProtected(list: FileList, log: SyncLog): void {
   const n = list.protectedTracked.length
   if (n === 0) return
   const more = n > MAX_LISTED ? ` (+${n - MAX_LISTED} more)` : ''
-  log.warning(
+  log.info(
     `protected ${n} tracked files from built-in artifact excludes: ` +
       `${list.protectedTracked.slice(0, MAX_LISTED).join(', ')}${more}; ` +
       'they are synced; add them to .crabboxignore or the exclude input ' +
