@@ -297,7 +297,7 @@ describe('faults that fail the step clearly and leave nothing behind', () => {
     )
     expect(main.code).toBe(1)
     expect(main.outputs['exit-code']).toBe('124')
-    expect(main.log).toContain('timed out after 1 minutes')
+    expect(main.log).toContain('timed out after 1 minute (timeout-minutes)')
     expect(server.machines()).toHaveLength(0)
   }, 150_000)
 

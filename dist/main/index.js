@@ -84453,6 +84453,10 @@ function legsMode(ctx) {
 
 
 const READY = new Set(['running', 'started', 'ready', 'idle', 'active']);
+/** Ready states only; an empty, paused or unknown state is not ready. */
+function isReady(state) {
+    return READY.has(state.trim().toLowerCase());
+}
 const FAILED = new Set(['error', 'failed', 'erroring']);
 const GONE = new Set(['deleted', 'deleting', 'destroyed', 'terminated']);
 /** Creates, starts and waits for a sandbox; deletes it if any step fails. */
@@ -86687,11 +86691,10 @@ const syncLog = {
 
 
 
-const status_READY = new Set(['running', 'started', 'ready', 'idle', 'active']);
 /** Reports the state of one sandbox. */
 async function statusMode(ctx) {
     const sandbox = await resolveSandbox(ctx.client, ctx.inputs.ids[0], ctx.env);
-    const ready = status_READY.has(sandbox.state.trim().toLowerCase());
+    const ready = isReady(sandbox.state);
     info(`${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} state=${sandbox.state} ready=${ready}`);
     setLeaseOutputs({ ...sandbox, reused: true, kept: true, cleanup: '' });
     report_setOutput('state', sandbox.state);

@@ -39,6 +39,11 @@ export interface LifecycleRuntime {
 }
 
 const READY = new Set(['running', 'started', 'ready', 'idle', 'active'])
+
+/** Ready states only; an empty, paused or unknown state is not ready. */
+export function isReady(state: string): boolean {
+  return READY.has(state.trim().toLowerCase())
+}
 const FAILED = new Set(['error', 'failed', 'erroring'])
 const GONE = new Set(['deleted', 'deleting', 'destroyed', 'terminated'])
 

@@ -1,9 +1,8 @@
 import * as core from '@actions/core'
 import type { Context } from '../context.js'
-import { resolveSandbox } from '../lifecycle/sandbox.js'
+import { isReady, resolveSandbox } from '../lifecycle/sandbox.js'
 import { setLeaseOutputs, setOutput } from '../report/report.js'
 
-const READY = new Set(['running', 'started', 'ready', 'idle', 'active'])
 
 /** Reports the state of one sandbox. */
 export async function statusMode(ctx: Context): Promise<void> {
@@ -12,7 +11,7 @@ export async function statusMode(ctx: Context): Promise<void> {
     ctx.inputs.ids[0] as string,
     ctx.env
   )
-  const ready = READY.has(sandbox.state.trim().toLowerCase())
+  const ready = isReady(sandbox.state)
   core.info(
     `${sandbox.leaseId} slug=${sandbox.slug} provider=smolvm machine=${sandbox.machineId} state=${sandbox.state} ready=${ready}`
   )
