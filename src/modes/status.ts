@@ -3,7 +3,6 @@ import type { Context } from '../context.js'
 import { isReady, resolveSandbox } from '../lifecycle/sandbox.js'
 import { setLeaseOutputs, setOutput } from '../report/report.js'
 
-
 /** Reports the state of one sandbox. */
 export async function statusMode(ctx: Context): Promise<void> {
   const sandbox = await resolveSandbox(
