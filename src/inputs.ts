@@ -73,6 +73,8 @@ export interface StopSelection {
   runId: string | undefined
   /** Only sandboxes created longer ago than this. */
   olderThanMs: number | undefined
+  /** Only sandboxes whose requested slug starts with this, e.g. a fan-out's. */
+  slugPrefix: string | undefined
 }
 
 /** An input problem: the message is complete and names the input. */
@@ -139,6 +141,18 @@ export function readAllowCustomBaseUrl(
   return /^(1|true|yes|on)$/i.test(
     (env.CRABBOX_SMOLVM_ALLOW_CUSTOM_BASE_URL ?? '').trim()
   )
+}
+
+/**
+ * Where mode run writes its leg's result, read without checking the other
+ * inputs: when they are refused, a fan-out leg must still leave a result.
+ */
+export function readResultTarget():
+  { path: string; leg: string | undefined } | undefined {
+  const mode = core.getInput('mode').trim() || 'run'
+  const path = core.getInput('result-file').trim()
+  if (mode !== 'run' || !path) return undefined
+  return { path, leg: core.getInput('leg').trim() || undefined }
 }
 
 export function getInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
@@ -450,18 +464,37 @@ class Reader {
 
   legs(mode: Mode): Leg[] {
     if (!OFFLINE_MODES.has(mode)) return []
-    const { legs, problems } = readLegs(
+    const { legs, problems, warnings } = readLegs(
       core.getInput('shards'),
       core.getInput('legs')
     )
     this.problems.push(...problems)
+    // Merge reads the same legs back; once is enough.
+    if (mode === 'legs') for (const w of warnings) core.warning(w)
     return legs
   }
 
   stopSelection(env: NodeJS.ProcessEnv): StopSelection | undefined {
     const run = core.getInput('stop-run').trim()
     const age = core.getInput('older-than').trim()
-    if (!run && !age) return undefined
+    const prefix = core.getInput('slug-prefix').trim()
+    if (!run && !age) {
+      if (prefix) {
+        this.problems.push(
+          `Input slug-prefix "${prefix}" narrows a selection; set stop-run or older-than too.`
+        )
+      }
+      return undefined
+    }
+    let slugPrefix: string | undefined
+    if (prefix) {
+      // Slugs are normalised to lowercase letters, digits and dashes.
+      if (/^[a-z0-9][a-z0-9-]*$/.test(prefix)) slugPrefix = prefix
+      else
+        this.problems.push(
+          `Input slug-prefix "${prefix}" must be lowercase letters, digits and dashes, starting with a letter or digit, as slugs are.`
+        )
+    }
     let runId: string | undefined
     if (run === 'current') {
       runId = env.GITHUB_RUN_ID
@@ -486,7 +519,7 @@ class Reader {
         )
       }
     }
-    return { runId, olderThanMs }
+    return { runId, olderThanMs, slugPrefix }
   }
 }
 

@@ -1,10 +1,9 @@
 import * as core from '@actions/core'
 import { createContext } from './context.js'
-import { KEY_VARIABLES, getInputs } from './inputs.js'
-import { ApiError, TransportError } from './smolfleet/errors.js'
+import { getInputs } from './inputs.js'
 import type { Mode } from './inputs.js'
 import type { Context } from './context.js'
-import { recordingResult } from './fanout/record.js'
+import { recordInputFailure, recordingResult } from './fanout/record.js'
 import { legsMode } from './modes/legs.js'
 import { listMode } from './modes/list.js'
 import { mergeMode } from './modes/merge.js'
@@ -12,6 +11,7 @@ import { runMode } from './modes/run.js'
 import { statusMode } from './modes/status.js'
 import { stopMode } from './modes/stop.js'
 import { warmupMode } from './modes/warmup.js'
+import { explain } from './report/explain.js'
 import { redact } from './security/redact.js'
 import { resumeWorkflowCommands } from './run/script.js'
 
@@ -29,27 +29,6 @@ const MODES: Record<Mode, (ctx: Context) => Promise<void>> = {
 // After the runner's SIGINT it waits 7.5 s before SIGTERM and kills 2.5 s
 // later; main must have cleaned up and exited before that.
 const CANCEL_EXIT_MS = 6500
-
-/** The error's message, with what to do about the API's refusals. */
-function explain(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error)
-  if (error instanceof TransportError && !error.sent) {
-    return `${message}. Nothing answered there: check base-url (or CRABBOX_SMOLVM_BASE_URL).`
-  }
-  if (!(error instanceof ApiError)) return message
-  switch (error.status) {
-    case 401:
-      return `${message}. The API key was refused: check api-key (or ${KEY_VARIABLES.join(', ')}) and that the key is not revoked.`
-    case 402:
-      return `${message}. The account cannot be billed: check the smol machines console.`
-    case 403:
-      return `${message}. The API key lacks a permission this step needs: create a key with that scope.`
-    case 422:
-      return `${message}. The API refused the request as it is; if it speaks of a quota, stop unused sandboxes (mode list, mode stop) or raise the quota.`
-    default:
-      return message
-  }
-}
 
 /** The main step: one mode, with cancellation turned into cleanup. */
 export async function run(): Promise<void> {
@@ -73,7 +52,11 @@ export async function run(): Promise<void> {
     ctx = createContext(inputs, controller.signal)
     await MODES[inputs.mode](ctx)
   } catch (error) {
-    core.setFailed(redact(explain(error)))
+    const message = redact(explain(error))
+    // Invalid inputs end the step before any mode runs; a fan-out leg must
+    // still leave a result, or the merge would report it missing.
+    if (!ctx) await recordInputFailure(message, process.env)
+    core.setFailed(message)
   } finally {
     await ctx?.client.close()
     await ctx?.cleanupClient.close()

@@ -6,7 +6,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readResultDir, writeResultFile } from '../../src/fanout/files.js'
-import { listLegs, readLegs, toMatrix } from '../../src/fanout/legs.js'
+import {
+  legSlug,
+  listLegs,
+  newFanoutKey,
+  readLegs,
+  toMatrix
+} from '../../src/fanout/legs.js'
 import {
   markdownTable,
   mergeHeadline,
@@ -15,7 +21,7 @@ import {
 import { parseResult, resultFromOutputs } from '../../src/fanout/result.js'
 import type { LegResult } from '../../src/fanout/result.js'
 import { getInputs } from '../../src/inputs.js'
-import { newIdentity } from '../../src/lifecycle/names.js'
+import { SLUG_MAX, newIdentity } from '../../src/lifecycle/names.js'
 import { toEntries } from '../../src/modes/list.js'
 import { selectEntries } from '../../src/modes/stop.js'
 import type { MachineRecord } from '../../src/smolfleet/types.js'
@@ -24,11 +30,11 @@ describe('legs', () => {
   test('shards: N gives N legs with index 0..N-1 and the total', () => {
     const { legs, problems } = readLegs('3', '')
     expect(problems).toEqual([])
-    expect(toMatrix(legs)).toEqual({
+    expect(toMatrix(legs, 'abc123')).toEqual({
       include: [
-        { leg: 'shard-1', index: 0, total: 3 },
-        { leg: 'shard-2', index: 1, total: 3 },
-        { leg: 'shard-3', index: 2, total: 3 }
+        { leg: 'shard-1', index: 0, total: 3, slug: 'foabc123-shard-1' },
+        { leg: 'shard-2', index: 1, total: 3, slug: 'foabc123-shard-2' },
+        { leg: 'shard-3', index: 2, total: 3, slug: 'foabc123-shard-3' }
       ]
     })
   })
@@ -58,13 +64,14 @@ describe('legs', () => {
       'plain',
       { name: 'alpine-3.20', image: 'alpine:3.20', cpus: 4, keep: true }
     ])
-    expect(toMatrix(readLegs('', text).legs)).toEqual({
+    expect(toMatrix(readLegs('', text).legs, 'abc123')).toEqual({
       include: [
-        { leg: 'plain', index: 0, total: 2 },
+        { leg: 'plain', index: 0, total: 2, slug: 'foabc123-plain' },
         {
           leg: 'alpine-3.20',
           index: 1,
           total: 2,
+          slug: 'foabc123-alpine-3-20',
           image: 'alpine:3.20',
           cpus: 4,
           keep: true
@@ -75,12 +82,75 @@ describe('legs', () => {
 
   test("mode legs' own output reads back to the same legs", () => {
     const first = readLegs('', '[{"name":"a","image":"x"},"b"]').legs
-    const again = listLegs(JSON.stringify(toMatrix(first)))
+    const again = listLegs(JSON.stringify(toMatrix(first, 'abc123')))
     expect(again.problems).toEqual([])
     expect(again.legs).toEqual(first)
     expect(
-      readLegs('', JSON.stringify(toMatrix(readLegs('4', '').legs))).legs
+      readLegs('', JSON.stringify(toMatrix(readLegs('4', '').legs, 'abc123')))
+        .legs
     ).toEqual(readLegs('4', '').legs)
+  })
+
+  test('each leg asks for a slug that starts with the fan-out key', () => {
+    expect(newFanoutKey()).toMatch(/^[0-9a-f]{6}$/)
+    expect(newFanoutKey()).not.toBe(newFanoutKey())
+    expect(legSlug('abc123', 'Alpine_3.20')).toBe('foabc123-alpine-3-20')
+    // 9 characters of prefix leave 32 of a 40-character name.
+    const long = legSlug('abc123', `${'x'.repeat(31)}-${'y'.repeat(8)}`)
+    expect(long).toBe(`foabc123-${'x'.repeat(31)}`)
+    expect(long.length).toBeLessThanOrEqual(SLUG_MAX)
+    expect(legSlug('abc123', 'y'.repeat(40))).toHaveLength(SLUG_MAX)
+  })
+
+  test('per-leg settings are checked; other fields only warn', () => {
+    const ok = readLegs(
+      '',
+      JSON.stringify([
+        {
+          name: 'a',
+          image: 'alpine:3.20',
+          cpus: 64,
+          'memory-mb': 128,
+          run: 'make',
+          keep: false,
+          'keep-on-failure': true,
+          suite: 'fast'
+        }
+      ])
+    )
+    expect(ok.problems).toEqual([])
+    expect(ok.legs[0]?.fields).toMatchObject({ keep: false, suite: 'fast' })
+    expect(ok.warnings).toEqual([
+      expect.stringContaining(
+        'Leg "a" has the field "suite", which the fan-out does not apply'
+      )
+    ])
+  })
+
+  test.each([
+    ['keep', '"false"', 'true or false unquoted'],
+    ['keep-on-failure', '1', 'true or false unquoted'],
+    ['cpus', '"lots"', 'a whole number from 1 to 64'],
+    ['cpus', '"4"', 'a whole number from 1 to 64'],
+    ['cpus', '65', 'a whole number from 1 to 64'],
+    ['cpus', '1.5', 'a whole number from 1 to 64'],
+    ['memory-mb', '99999999', 'a whole number from 128 to 262144'],
+    ['memory-mb', '64', 'a whole number from 128 to 262144'],
+    ['image', '"alpine 3"', 'without spaces'],
+    ['image', '""', 'without spaces'],
+    ['run', 'true', 'a script as a string']
+  ])('per-leg %s %s is refused', (field, value, accepted) => {
+    const { legs, problems } = readLegs(
+      '',
+      `[{"name":"a","${field}":${value}}]`
+    )
+    expect(legs).toEqual([])
+    expect(problems).toEqual([
+      expect.stringContaining(
+        `Input legs entry 1 ("a") field "${field}" is ${value}; use `
+      )
+    ])
+    expect(problems[0]).toContain(accepted)
   })
 
   test.each([
@@ -116,28 +186,40 @@ describe('leg results', () => {
     const outputs = {
       'lease-id': 'cbx_123456789abc',
       slug: 'shard-1-abcd-gh42-1',
+      'machine-id': 'mach-1',
       'exit-code': '3',
       'sync-ms': '120',
       'command-ms': '4500',
       kept: 'true',
       'total-ms': '5000'
     }
-    expect(resultFromOutputs('shard-1', outputs, 'failure', 'boom')).toEqual({
-      leg: 'shard-1',
-      leaseId: 'cbx_123456789abc',
-      slug: 'shard-1-abcd-gh42-1',
-      exitCode: 3,
-      syncMs: 120,
-      commandMs: 4500,
-      kept: true,
-      outcome: 'failure',
-      error: 'boom'
-    })
+    expect(resultFromOutputs('shard-1', 2, outputs, 'failure', 'boom')).toEqual(
+      {
+        leg: 'shard-1',
+        attempt: 2,
+        leaseId: 'cbx_123456789abc',
+        slug: 'shard-1-abcd-gh42-1',
+        exitCode: 3,
+        syncMs: 120,
+        commandMs: 4500,
+        kept: true,
+        outcome: 'failure',
+        error: 'boom'
+      }
+    )
+  })
+
+  test('a lease whose machine was never created is left out', () => {
+    const refused = { 'lease-id': 'cbx_123456789abc', slug: 'a-1234-gh1-1' }
+    expect(
+      resultFromOutputs('a', 1, refused, 'failure', 'refused')
+    ).toMatchObject({ leaseId: null, slug: null, error: 'refused' })
   })
 
   test('a step that failed before any output has nulls', () => {
-    expect(resultFromOutputs('x', {}, 'cancelled', undefined)).toEqual({
+    expect(resultFromOutputs('x', null, {}, 'cancelled', undefined)).toEqual({
       leg: 'x',
+      attempt: null,
       leaseId: null,
       slug: null,
       exitCode: null,
@@ -154,7 +236,7 @@ describe('leg results', () => {
     expect(() => parseResult('{"leg":"a"}', 'a.json')).toThrow(
       /a.json is not a leg result: leaseId/
     )
-    const ok = resultFromOutputs('a', {}, 'success', undefined)
+    const ok = resultFromOutputs('a', 1, {}, 'success', undefined)
     expect(parseResult(JSON.stringify(ok), 'a.json')).toEqual(ok)
   })
 })
@@ -162,6 +244,7 @@ describe('leg results', () => {
 function result(leg: string, extra: Partial<LegResult> = {}): LegResult {
   return {
     leg,
+    attempt: 1,
     leaseId: `cbx_${leg.padEnd(12, '0')}`,
     slug: leg,
     exitCode: 0,
@@ -202,7 +285,7 @@ describe('merge', () => {
       ['shard-4', 3, 'missing', true]
     ])
     expect(mergeHeadline(merged)).toBe(
-      '4 legs: 1 succeeded, 2 failed, 1 missing'
+      '4 legs: 1 succeeded, 1 failed, 1 cancelled, 1 missing'
     )
     const table = markdownTable(merged).split('\n')
     expect(table[0]).toBe(
@@ -234,6 +317,34 @@ describe('merge', () => {
     expect(merged.failed).toEqual([])
     expect(merged.unexpected).toEqual(['zzz'])
     expect(merged.duplicates).toEqual(['a'])
+  })
+
+  test('of several attempts of a leg the highest counts, in any order', () => {
+    const legs = readLegs('', 'a\nb').legs
+    const merged = mergeResults(legs, [
+      result('a', { attempt: 2 }),
+      result('a', { attempt: 1, outcome: 'failure', exitCode: 1 }),
+      result('b', { attempt: 1, outcome: 'failure', exitCode: 1 }),
+      result('b', { attempt: 3 }),
+      result('b', { attempt: null, outcome: 'failure', exitCode: 1 })
+    ])
+    expect(merged.legs.map((l) => [l.leg, l.attempt, l.outcome])).toEqual([
+      ['a', 2, 'success'],
+      ['b', 3, 'success']
+    ])
+    expect(merged.failed).toEqual([])
+    expect(merged.duplicates).toEqual([])
+  })
+
+  test('the headline counts cancelled legs apart', () => {
+    const merged = mergeResults(readLegs('3', '').legs, [
+      result('shard-1'),
+      result('shard-2', { outcome: 'failure', exitCode: 1 }),
+      result('shard-3', { outcome: 'cancelled', exitCode: null })
+    ])
+    expect(mergeHeadline(merged)).toBe(
+      '3 legs: 1 succeeded, 1 failed, 1 cancelled'
+    )
   })
 
   test('a directory of results, flat or one folder per artifact', async () => {
@@ -309,43 +420,70 @@ describe('selecting sandboxes by run and age', () => {
   })
 
   test('by run: every sandbox of that run except those handed over', () => {
-    expect(slugs(selectEntries(entries, '100', undefined, now))).toEqual([
+    expect(slugs(selectEntries(entries, { runId: '100' }, now))).toEqual([
       'leg-a',
       'leg-b'
     ])
-    expect(slugs(selectEntries(entries, '999', undefined, now))).toEqual([])
+    expect(slugs(selectEntries(entries, { runId: '999' }, now))).toEqual([])
+  })
+
+  test('by run and slug prefix: only the fan-out whose slugs start with it', () => {
+    const env = { GITHUB_RUN_ID: '100', GITHUB_RUN_ATTEMPT: '2' }
+    const fanouts = toEntries(
+      ['foaaa111-unit', 'foaaa111-e2e', 'fobbb222-unit', 'unit'].map((s) => ({
+        id: `mach-${s}`,
+        name: newIdentity(s, env).name,
+        state: 'running',
+        createdAt: ago(1)
+      }))
+    )
+    const sel = { runId: '100', slugPrefix: 'foaaa111-' }
+    expect(slugs(selectEntries(fanouts, sel, now))).toEqual([
+      'foaaa111-unit',
+      'foaaa111-e2e'
+    ])
+    // The prefix narrows a selection; it is not one by itself.
+    expect(selectEntries(fanouts, { slugPrefix: 'foaaa111-' }, now)).toEqual([])
+    // The run marker is not part of what the prefix is matched against.
+    expect(
+      selectEntries(fanouts, { runId: '100', slugPrefix: 'unit-' }, now)
+    ).toEqual([])
   })
 
   test('by run and age', () => {
-    expect(slugs(selectEntries(entries, '100', 60 * 60_000, now))).toEqual([
-      'leg-b'
-    ])
+    expect(
+      slugs(
+        selectEntries(entries, { runId: '100', olderThanMs: 60 * 60_000 }, now)
+      )
+    ).toEqual(['leg-b'])
   })
 
   test('by age alone (the sweeper): kept ones too, but only sandboxes of a run', () => {
-    expect(slugs(selectEntries(entries, undefined, 60 * 60_000, now))).toEqual([
-      'leg-b',
-      'other-run',
-      'other-kept'
-    ])
-    expect(slugs(selectEntries(entries, undefined, 0, now))).toHaveLength(5)
+    expect(
+      slugs(selectEntries(entries, { olderThanMs: 60 * 60_000 }, now))
+    ).toEqual(['leg-b', 'other-run', 'other-kept'])
+    expect(slugs(selectEntries(entries, { olderThanMs: 0 }, now))).toHaveLength(
+      5
+    )
   })
 
   test('no criterion selects nothing; an unknown creation time is never old', () => {
-    expect(selectEntries(entries, undefined, undefined, now)).toEqual([])
+    expect(selectEntries(entries, { runId: undefined }, now)).toEqual([])
     const undated = toEntries([
       { ...machines[1], createdAt: undefined } as MachineRecord
     ])
-    expect(selectEntries(undated, '100', undefined, now)).toHaveLength(1)
-    expect(selectEntries(undated, '100', 1, now)).toEqual([])
-    expect(selectEntries(undated, undefined, 1, now)).toEqual([])
+    expect(selectEntries(undated, { runId: '100' }, now)).toHaveLength(1)
+    expect(
+      selectEntries(undated, { runId: '100', olderThanMs: 1 }, now)
+    ).toEqual([])
+    expect(selectEntries(undated, { olderThanMs: 1 }, now)).toEqual([])
   })
 
   test('a sandbox created after now (clock skew) is not older than anything', () => {
     const future = toEntries([
       { ...machines[0], createdAt: ago(-10) } as MachineRecord
     ])
-    expect(selectEntries(future, undefined, 0, now)).toEqual([])
+    expect(selectEntries(future, { olderThanMs: 0 }, now)).toEqual([])
   })
 })
 
@@ -384,6 +522,24 @@ describe('inputs of the fan-out modes', () => {
     expect(() => read({ mode: 'merge', shards: '0' })).toThrow(
       /2 problems:\n- Input shards "0" .*\n- Input results-dir is empty/
     )
+  })
+
+  test('slug-prefix narrows stop-run or older-than and is a slug', () => {
+    const stop = { 'api-key': 'smk_x', mode: 'stop' }
+    expect(
+      read({ ...stop, 'older-than': '1h', 'slug-prefix': 'foabc123-' })
+        .stopSelection
+    ).toEqual({
+      runId: undefined,
+      olderThanMs: 3_600_000,
+      slugPrefix: 'foabc123-'
+    })
+    expect(() => read({ ...stop, 'slug-prefix': 'foabc123-' })).toThrow(
+      'Input slug-prefix "foabc123-" narrows a selection; set stop-run or older-than too.'
+    )
+    expect(() =>
+      read({ ...stop, 'older-than': '1h', 'slug-prefix': 'Fo_x' })
+    ).toThrow('Input slug-prefix "Fo_x" must be lowercase letters')
   })
 
   test('mode run takes a result file and a leg name', () => {

@@ -16,6 +16,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { renderTables } from '../../scripts/action-docs.js'
+import { fanoutSlugPrefix } from '../../src/fanout/legs.js'
+import { MODES } from '../../src/inputs.js'
 
 const ACTION = 'crabbox/smolvm-action@v1'
 const OWN_WORKFLOW =
@@ -33,15 +35,19 @@ interface ActionYml {
 
 interface Step {
   id?: string
+  if?: string
   uses?: string
   with?: Record<string, unknown>
 }
 
 interface Job {
   needs?: string | string[]
+  if?: string
   uses?: string
   with?: Record<string, unknown>
   outputs?: Record<string, string>
+  strategy?: Record<string, unknown>
+  env?: Record<string, string>
   steps?: Step[]
 }
 
@@ -389,6 +395,316 @@ describe('workflows against the action and each other', () => {
   })
 })
 
+/** The action's steps in a job, and the step of another action by name. */
+const ownSteps = (j: Job | undefined): Step[] =>
+  (j?.steps ?? []).filter((s) => s.uses === ACTION || s.uses === './')
+const stepOf = (j: Job | undefined, action: string): Step | undefined =>
+  (j?.steps ?? []).find((s) => s.uses?.startsWith(`${action}@`))
+
+/**
+ * Stands in for the runner's expression evaluation in the names fanout.yml
+ * builds from expressions: each expression gets a sample value.
+ */
+function expand(text: unknown, values: Record<string, string>): string {
+  return String(text).replace(/\$\{\{\s*([^}]*?)\s*\}\}/g, (_, e: string) =>
+    e in values ? (values[e] as string) : `<${e}>`
+  )
+}
+
+const globMatches = (glob: string, name: string): boolean =>
+  new RegExp(
+    `^${glob.replace(/[.+?^$()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`
+  ).test(name)
+
+/**
+ * What fanout.yml must get right for the fan-out to work and to clean up
+ * after itself only: each problem names what is wrong.
+ */
+function fanoutProblems(yml: Workflow): string[] {
+  const problems: string[] = []
+  const check = (ok: boolean, problem: string): void => {
+    if (!ok) problems.push(problem)
+  }
+  const { legs, leg, merge, cleanup } = yml.jobs
+  const call = callDefinition(yml)
+  const needs = (j: Job | undefined): string[] => [j?.needs ?? []].flat()
+
+  // Merge and cleanup must run when legs failed or were cancelled.
+  for (const [name, j] of [
+    ['merge', merge],
+    ['cleanup', cleanup]
+  ] as const) {
+    check(/\balways\(\)/.test(j?.if ?? ''), `${name}: if lacks always()`)
+    check(
+      (j?.if ?? '').includes("needs.legs.result == 'success'"),
+      `${name}: if does not wait for a successful legs job`
+    )
+    check(
+      needs(j).includes('leg') && needs(j).includes('legs'),
+      `${name}: does not need legs and leg`
+    )
+  }
+
+  // The legs job hands over the matrix and the fan-out's key.
+  check(
+    ownSteps(legs).some((s) => s.with?.mode === 'legs'),
+    'legs: no mode legs step'
+  )
+  for (const out of ['legs', 'key']) {
+    check(
+      legs?.outputs?.[out] === `\${{ steps.legs.outputs.${out} }}`,
+      `legs: output ${out} is not the step's`
+    )
+  }
+
+  // Matrix settings come from the inputs.
+  check(
+    leg?.strategy?.['fail-fast'] === '${{ inputs.fail-fast }}',
+    'leg: fail-fast is not wired from the input'
+  )
+  check(
+    leg?.strategy?.['max-parallel'] === '${{ inputs.max-parallel }}',
+    'leg: max-parallel is not wired from the input'
+  )
+
+  // The run step: the leg's slug, the variables and the result file.
+  const run = ownSteps(leg)[0]
+  const w = run?.with ?? {}
+  check(
+    String(w.slug).includes('matrix.slug'),
+    "leg: new sandboxes do not take the matrix's slug"
+  )
+  const forwarded = String(w['env-forward']).split(/[\s,]+/)
+  check(forwarded.includes('SMOLVM_LEG*'), 'leg: SMOLVM_LEG* is not forwarded')
+  for (const v of ['', '_INDEX', '_TOTAL', '_JSON']) {
+    check(
+      leg?.env?.[`SMOLVM_LEG${v}`] !== undefined,
+      `leg: SMOLVM_LEG${v} is not set`
+    )
+  }
+  for (const input of Object.keys(call.inputs ?? {})) {
+    // The legs job takes legs and shards; every other input is the leg's.
+    if (input in action.inputs && !['legs', 'shards'].includes(input)) {
+      check(
+        Object.values(w).some((v) => String(v).includes(`inputs.${input}`)),
+        `leg: input ${input} does not reach the action`
+      )
+    }
+  }
+  check(
+    String(w.leg).includes('matrix.leg'),
+    'leg: the result does not name the leg'
+  )
+
+  // The upload: the leg's result file, one artifact per key, leg and attempt.
+  const upload = stepOf(leg, 'actions/upload-artifact')
+  const download = stepOf(merge, 'actions/download-artifact')
+  check(/\balways\(\)/.test(upload?.if ?? ''), 'leg: upload lacks always()')
+  check(
+    upload?.with?.path === w['result-file'],
+    "leg: the upload path is not the step's result-file"
+  )
+  check(
+    upload?.with?.overwrite === undefined,
+    'leg: the upload overwrites another artifact'
+  )
+  const sample = (key: string, name: string, attempt: string): string =>
+    expand(upload?.with?.name, {
+      'inputs.name': 'smolvm',
+      'needs.legs.outputs.key': key,
+      'matrix.leg': name,
+      'github.run_attempt': attempt
+    })
+  const names = [
+    sample('abc123', 'unit', '1'),
+    sample('abc123', 'unit', '2'),
+    sample('abc123', 'e2e', '1'),
+    sample('def456', 'unit', '1')
+  ]
+  check(
+    new Set(names).size === names.length && !names.some((n) => n.includes('<')),
+    'leg: the artifact name is not unique per key, leg and attempt'
+  )
+
+  // The download: this fan-out's artifacts, each in its own folder.
+  const pattern = expand(download?.with?.pattern, {
+    'inputs.name': 'smolvm',
+    'needs.legs.outputs.key': 'abc123'
+  })
+  check(
+    names.slice(0, 3).every((n) => globMatches(pattern, n)),
+    `merge: the download pattern ${pattern} misses this fan-out's artifacts`
+  )
+  check(
+    !globMatches(pattern, names[3] as string),
+    `merge: the download pattern ${pattern} takes another fan-out's artifacts`
+  )
+  check(
+    download?.with?.['merge-multiple'] === undefined,
+    'merge: merge-multiple lets one attempt of a leg hide another'
+  )
+  const mergeStep = ownSteps(merge).find((s) => s.with?.mode === 'merge')
+  check(
+    mergeStep?.with?.['results-dir'] === download?.with?.path,
+    'merge: results-dir is not where the artifacts were downloaded'
+  )
+
+  // The cleanup: this fan-out's sandboxes only.
+  const stop = ownSteps(cleanup).find((s) => s.with?.mode === 'stop')
+  check(stop?.with?.['stop-run'] === 'current', 'cleanup: not by this run')
+  check(
+    expand(stop?.with?.['slug-prefix'], {
+      'needs.legs.outputs.key': 'abc123'
+    }) === fanoutSlugPrefix('abc123'),
+    "cleanup: slug-prefix is not the fan-out's"
+  )
+  return problems
+}
+
+describe("the fan-out's wiring", () => {
+  const fanout = workflows.get('fanout.yml')!.yml
+
+  test('fanout.yml has none of the problems checked for', () => {
+    expect(fanoutProblems(fanout)).toEqual([])
+  })
+
+  type Mutation = (w: Workflow) => void
+  const withOf = (w: Workflow, job: string, i = 0): Record<string, unknown> =>
+    ((w.jobs[job]!.steps ?? [])[i] as Step).with!
+  test.each<[string, Mutation, string]>([
+    [
+      'merge without always()',
+      (w) => void (w.jobs.merge!.if = "needs.legs.result == 'success'"),
+      'merge: if lacks always()'
+    ],
+    [
+      'cleanup without always()',
+      (w) => void (w.jobs.cleanup!.if = 'inputs.cleanup'),
+      'cleanup: if lacks always()'
+    ],
+    [
+      'cleanup not needing leg',
+      (w) => void (w.jobs.cleanup!.needs = ['legs']),
+      'cleanup: does not need legs and leg'
+    ],
+    [
+      'an artifact name without the attempt',
+      (w) =>
+        void (withOf(w, 'leg', 2).name =
+          '${{ inputs.name }}-${{ needs.legs.outputs.key }}-${{ matrix.leg }}'),
+      'not unique per key, leg and attempt'
+    ],
+    [
+      'an artifact name without the key',
+      (w) =>
+        void (withOf(w, 'leg', 2).name =
+          '${{ inputs.name }}-${{ matrix.leg }}-${{ github.run_attempt }}'),
+      'merge: the download pattern'
+    ],
+    [
+      'a download pattern of the old names',
+      (w) => void (withOf(w, 'merge').pattern = '${{ inputs.name }}-result-*'),
+      "misses this fan-out's artifacts"
+    ],
+    [
+      'a download pattern without the key',
+      (w) => void (withOf(w, 'merge').pattern = '${{ inputs.name }}-*'),
+      "takes another fan-out's artifacts"
+    ],
+    [
+      'merge-multiple',
+      (w) => void (withOf(w, 'merge')['merge-multiple'] = true),
+      'merge-multiple'
+    ],
+    [
+      'overwrite',
+      (w) => void (withOf(w, 'leg', 2).overwrite = true),
+      'overwrites'
+    ],
+    [
+      'an upload path other than the result file',
+      (w) => void (withOf(w, 'leg', 2).path = 'result.json'),
+      "the upload path is not the step's result-file"
+    ],
+    [
+      'SMOLVM_LEG* not forwarded',
+      (w) =>
+        void (withOf(w, 'leg', 1)['env-forward'] = '${{ inputs.env-forward }}'),
+      'SMOLVM_LEG* is not forwarded'
+    ],
+    [
+      'fail-fast not wired',
+      (w) => void (w.jobs.leg!.strategy!['fail-fast'] = false),
+      'fail-fast is not wired'
+    ],
+    [
+      'max-parallel not wired',
+      (w) => void (w.jobs.leg!.strategy!['max-parallel'] = 4),
+      'max-parallel is not wired'
+    ],
+    [
+      'a leg slug that is not the fan-out key',
+      (w) => void (withOf(w, 'leg', 1).slug = '${{ matrix.leg }}'),
+      "do not take the matrix's slug"
+    ],
+    [
+      'cleanup of the whole run',
+      (w) => void Reflect.deleteProperty(withOf(w, 'cleanup'), 'slug-prefix'),
+      "slug-prefix is not the fan-out's"
+    ],
+    [
+      'an input that does not reach the action',
+      (w) => void Reflect.deleteProperty(withOf(w, 'leg', 1), 'ttl-minutes'),
+      'input ttl-minutes does not reach the action'
+    ]
+  ])('%s is caught', (_label, mutate, problem) => {
+    const copy = structuredClone(fanout)
+    mutate(copy)
+    expect(fanoutProblems(copy)).toEqual(
+      expect.arrayContaining([expect.stringContaining(problem)])
+    )
+  })
+})
+
+describe('literal values of the action inputs', () => {
+  const readme = readFileSync('README.md', 'utf8')
+  const readmeExamples = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => parse(m[1] as string) as unknown)
+    .filter(
+      (y): y is Workflow => typeof y === 'object' && y !== null && 'jobs' in y
+    )
+  const steps = [
+    ...[...workflows].map(([file, { yml }]) => [file, yml] as const),
+    ...readmeExamples.map((yml, i) => [`README example ${i + 1}`, yml] as const)
+  ].flatMap(([file, yml]) =>
+    Object.values(yml.jobs).flatMap((j) =>
+      ownSteps(j).map((s) => [file, s.with ?? {}] as const)
+    )
+  )
+  const literal = (v: unknown): v is string | number =>
+    (typeof v === 'string' && !v.includes('${{')) || typeof v === 'number'
+
+  test('mode is one of the modes and stop-run is current or a run id', () => {
+    expect(steps.length).toBeGreaterThan(10)
+    for (const [file, w] of steps) {
+      if (literal(w.mode)) {
+        expect([
+          file,
+          w.mode,
+          (MODES as readonly string[]).includes(String(w.mode))
+        ]).toEqual([file, w.mode, true])
+      }
+      if (literal(w['stop-run'])) {
+        expect([
+          file,
+          w['stop-run'],
+          /^(current|\d+)$/.test(String(w['stop-run']))
+        ]).toEqual([file, w['stop-run'], true])
+      }
+    }
+  })
+})
+
 describe("the README's reusable workflow section", () => {
   const readme = readFileSync('README.md', 'utf8')
   const start = readme.indexOf('## Reusable workflows')
@@ -415,6 +731,27 @@ describe("the README's reusable workflow section", () => {
         await workflowErrors(`example-${i}.yml`, example as string)
       ).toEqual([])
       const yml = parse(example as string) as Workflow
+      // A job that calls a reusable workflow has that workflow's outputs.
+      const outputsOf = (job: string): string[] => {
+        const j = yml.jobs[job]
+        const file = OWN_WORKFLOW.exec(j?.uses ?? '')?.[1]
+        if (!file) return Object.keys(j?.outputs ?? {})
+        const called = workflows.get(file.replace(`${WORKFLOWS}/`, ''))
+        return Object.keys(callDefinition(called!.yml).outputs ?? {})
+      }
+      for (const [job, j] of Object.entries(yml.jobs)) {
+        for (const [other, output] of refs(
+          JSON.stringify(j),
+          /needs\.([\w-]+)\.outputs\.([\w-]+)/g
+        )) {
+          expect([
+            job,
+            other,
+            output,
+            outputsOf(other!).includes(output!)
+          ]).toEqual([job, other, output, true])
+        }
+      }
       for (const j of Object.values(yml.jobs)) {
         for (const s of j.steps ?? []) {
           if (s.uses !== ACTION) continue

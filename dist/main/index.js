@@ -70461,7 +70461,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3016:
+/***/ 4667:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -83633,12 +83633,31 @@ function parseMachineName(name) {
 // strategy.matrix value the fan-out workflow runs them with. A leg's name
 // also names its result file and artifact, so names are restricted to
 // characters that are safe in both.
+
+
 /** GitHub runs at most 256 jobs from one matrix. */
 const MAX_LEGS = 256;
 const LEG_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$/;
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 // The matrix adds these itself; a list that sets them would be ambiguous.
-const RESERVED = new Set(['index', 'total']);
+const RESERVED = new Set(['index', 'total', 'slug']);
+// The per-leg fields fanout.yml applies, each with its check. A problem
+// names the accepted form; undefined means the value is fine.
+const APPLIED = {
+    image: (v) => typeof v === 'string' && /^\S+$/.test(v)
+        ? undefined
+        : 'an image reference without spaces, such as "alpine:3.20"',
+    cpus: (v) => wholeNumber(v, 1, 64),
+    'memory-mb': (v) => wholeNumber(v, 128, 262144),
+    run: (v) => (typeof v === 'string' ? undefined : 'a script as a string'),
+    keep: (v) => (typeof v === 'boolean' ? undefined : 'true or false unquoted'),
+    'keep-on-failure': (v) => typeof v === 'boolean' ? undefined : 'true or false unquoted'
+};
+function wholeNumber(v, min, max) {
+    return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+        ? undefined
+        : `a whole number from ${min} to ${max}, unquoted`;
+}
 /**
  * Reads the legs from the raw `shards` and `legs` inputs; exactly one of
  * them must be set. Problems name the input and the accepted form.
@@ -83667,7 +83686,7 @@ function shardLegs(text) {
         total: n,
         fields: {}
     }));
-    return { legs, problems: [] };
+    return { legs, problems: [], warnings: [] };
 }
 /**
  * An explicit list: a JSON array of names or objects, the matrix that mode
@@ -83699,7 +83718,8 @@ function listLegs(text) {
             .filter((line) => line !== '' && !line.startsWith('#'));
     }
     const problems = [];
-    const named = items.map((item, i) => toLeg(item, i, problems));
+    const warnings = [];
+    const named = items.map((item, i) => toLeg(item, i, problems, warnings));
     const seen = new Map();
     for (const leg of named) {
         if (!leg)
@@ -83718,16 +83738,16 @@ function listLegs(text) {
         problems.push(`Input legs has ${items.length} legs; GitHub runs at most ${MAX_LEGS} jobs per matrix.`);
     }
     if (problems.length > 0)
-        return { legs: [], problems };
+        return { legs: [], problems, warnings };
     const total = items.length;
     const legs = named.map((leg, index) => ({
         ...leg,
         index,
         total
     }));
-    return { legs, problems };
+    return { legs, problems, warnings };
 }
-function toLeg(item, i, problems) {
+function toLeg(item, i, problems, warnings) {
     const where = `Input legs entry ${i + 1}`;
     if (typeof item === 'string') {
         return checkName(item, where, problems)
@@ -83748,19 +83768,28 @@ function toLeg(item, i, problems) {
         return undefined;
     const fields = {};
     for (const [key, value] of Object.entries(rest)) {
-        // The matrix output of mode legs carries index and total; they are
-        // recomputed from the position, so reading that output back is lossless.
+        // The matrix output of mode legs carries index, total and slug; they
+        // are recomputed, so reading that output back is lossless.
         if (RESERVED.has(key))
             continue;
         if (!FIELD_NAME.test(key)) {
             problems.push(`${where} ("${chosen}") has the field "${key}"; field names use letters, digits, _ and -.`);
+            continue;
         }
-        else if (!['string', 'number', 'boolean'].includes(typeof value)) {
+        if (!['string', 'number', 'boolean'].includes(typeof value)) {
             problems.push(`${where} ("${chosen}") field "${key}" is ${JSON.stringify(value)}; per-leg fields are strings, numbers or booleans.`);
+            continue;
         }
-        else {
-            fields[key] = value;
+        const check = APPLIED[key];
+        const accepted = check?.(value);
+        if (accepted) {
+            problems.push(`${where} ("${chosen}") field "${key}" is ${JSON.stringify(value)}; use ${accepted}.`);
+            continue;
         }
+        if (!check) {
+            warnings.push(`Leg "${chosen}" has the field "${key}", which the fan-out does not apply; the script sees it only in SMOLVM_LEG_JSON. Per-leg settings are ${Object.keys(APPLIED).join(', ')}.`);
+        }
+        fields[key] = value;
     }
     return { name: chosen, fields };
 }
@@ -83771,16 +83800,38 @@ function checkName(name, where, problems) {
     return false;
 }
 function fail(problem) {
-    return { legs: [], problems: [problem] };
+    return { legs: [], problems: [problem], warnings: [] };
+}
+/**
+ * A new fan-out key: six hex digits that set apart the slugs and artifacts
+ * of one fan-out from those of any other in the same workflow run.
+ */
+function newFanoutKey() {
+    return (0,external_node_crypto_.randomBytes)(3).toString('hex');
+}
+/** What every slug of the fan-out's legs starts with. */
+function fanoutSlugPrefix(key) {
+    return `fo${key}-`;
+}
+/**
+ * The slug a leg asks for: the fan-out's prefix and the leg's name,
+ * normalised and cut to what a slug allows. Two long names may then ask
+ * for the same slug; the sandboxes still differ by their lease suffix.
+ */
+function legSlug(key, leg) {
+    return normalizeSlug(`${fanoutSlugPrefix(key)}${leg}`)
+        .slice(0, SLUG_MAX)
+        .replace(/-+$/, '');
 }
 /** The legs as the value of `strategy.matrix`. */
-function toMatrix(legs) {
+function toMatrix(legs, key) {
     return {
         include: legs.map((l) => ({
             ...l.fields,
             leg: l.name,
             index: l.index,
-            total: l.total
+            total: l.total,
+            slug: legSlug(key, l.name)
         }))
     };
 }
@@ -83867,6 +83918,17 @@ function readAllowCustomBaseUrl(env = process.env) {
     if (raw)
         return /^(true|1|yes|on)$/i.test(raw.trim());
     return /^(1|true|yes|on)$/i.test((env.CRABBOX_SMOLVM_ALLOW_CUSTOM_BASE_URL ?? '').trim());
+}
+/**
+ * Where mode run writes its leg's result, read without checking the other
+ * inputs: when they are refused, a fan-out leg must still leave a result.
+ */
+function readResultTarget() {
+    const mode = getInput('mode').trim() || 'run';
+    const path = getInput('result-file').trim();
+    if (mode !== 'run' || !path)
+        return undefined;
+    return { path, leg: getInput('leg').trim() || undefined };
 }
 function getInputs(env = process.env) {
     const problems = [];
@@ -84109,15 +84171,32 @@ class Reader {
     legs(mode) {
         if (!OFFLINE_MODES.has(mode))
             return [];
-        const { legs, problems } = readLegs(getInput('shards'), getInput('legs'));
+        const { legs, problems, warnings } = readLegs(getInput('shards'), getInput('legs'));
         this.problems.push(...problems);
+        // Merge reads the same legs back; once is enough.
+        if (mode === 'legs')
+            for (const w of warnings)
+                warning(w);
         return legs;
     }
     stopSelection(env) {
         const run = getInput('stop-run').trim();
         const age = getInput('older-than').trim();
-        if (!run && !age)
+        const prefix = getInput('slug-prefix').trim();
+        if (!run && !age) {
+            if (prefix) {
+                this.problems.push(`Input slug-prefix "${prefix}" narrows a selection; set stop-run or older-than too.`);
+            }
             return undefined;
+        }
+        let slugPrefix;
+        if (prefix) {
+            // Slugs are normalised to lowercase letters, digits and dashes.
+            if (/^[a-z0-9][a-z0-9-]*$/.test(prefix))
+                slugPrefix = prefix;
+            else
+                this.problems.push(`Input slug-prefix "${prefix}" must be lowercase letters, digits and dashes, starting with a letter or digit, as slugs are.`);
+        }
         let runId;
         if (run === 'current') {
             runId = env.GITHUB_RUN_ID;
@@ -84138,7 +84217,7 @@ class Reader {
                 this.problems.push(`Input older-than "${age}" is not a duration; use a number with s, m, h or d, such as 90m or 2h.`);
             }
         }
-        return { runId, olderThanMs };
+        return { runId, olderThanMs, slugPrefix };
     }
 }
 function parseDuration(text) {
@@ -84149,108 +84228,35 @@ function parseDuration(text) {
     return Number(match[1]) * unit;
 }
 
+;// CONCATENATED MODULE: ./src/report/explain.ts
+// What to do about an error, added to its message where the cause is
+// known: the API's refusals and an address where nothing answered.
+
+
+/** The error's message, with what to do about the API's refusals. */
+function explain(error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof TransportError && !error.sent) {
+        return `${message}. Nothing answered there: check base-url (or CRABBOX_SMOLVM_BASE_URL).`;
+    }
+    if (!(error instanceof ApiError))
+        return message;
+    switch (error.status) {
+        case 401:
+            return `${message}. The API key was refused: check api-key (or ${KEY_VARIABLES.join(', ')}) and that the key is not revoked.`;
+        case 402:
+            return `${message}. The account cannot be billed: check the smol machines console.`;
+        case 403:
+            return `${message}. The API key lacks a permission this step needs: create a key with that scope.`;
+        case 422:
+            return `${message}. The API refused the request as it is; if it speaks of a quota, stop unused sandboxes (mode list, mode stop) or raise the quota.`;
+        default:
+            return message;
+    }
+}
+
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(1455);
-;// CONCATENATED MODULE: ./src/fanout/result.ts
-// One leg's result file: what its run step ended with, in the same values
-// as the step's outputs. Matrix job outputs keep only one leg's values, so
-// each leg uploads this file and a final job merges them.
-
-const RESULT = object({
-    leg: schemas_string().min(1),
-    leaseId: schemas_string().nullable(),
-    slug: schemas_string().nullable(),
-    exitCode: schemas_number().int().nullable(),
-    syncMs: schemas_number().nullable(),
-    commandMs: schemas_number().nullable(),
-    kept: schemas_boolean().nullable(),
-    outcome: schemas_enum(['success', 'failure', 'cancelled']),
-    error: schemas_string().nullable().optional()
-});
-/** Builds a leg's result from its step outputs (name to value). */
-function resultFromOutputs(leg, outputs, outcome, error) {
-    const text = (name) => outputs[name] || null;
-    const number = (name) => {
-        const value = outputs[name];
-        return value !== undefined && /^-?\d+$/.test(value) ? Number(value) : null;
-    };
-    const kept = outputs.kept;
-    return {
-        leg,
-        leaseId: text('lease-id'),
-        slug: text('slug'),
-        exitCode: number('exit-code'),
-        syncMs: number('sync-ms'),
-        commandMs: number('command-ms'),
-        kept: kept === 'true' ? true : kept === 'false' ? false : null,
-        outcome,
-        error: error ?? null
-    };
-}
-function formatResult(result) {
-    return `${JSON.stringify(result, null, 2)}\n`;
-}
-/** Parses a result file; the message names the file and what is wrong. */
-function parseResult(text, source) {
-    let data;
-    try {
-        data = JSON.parse(text);
-    }
-    catch (error) {
-        throw new Error(`Result file ${source} is not JSON (${error.message}).`);
-    }
-    const parsed = RESULT.safeParse(data);
-    if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        const field = issue?.path.join('.') || 'the top level';
-        throw new Error(`Result file ${source} is not a leg result: ${field}: ${issue?.message ?? 'invalid'}.`);
-    }
-    return { ...parsed.data, error: parsed.data.error ?? null };
-}
-
-;// CONCATENATED MODULE: ./src/fanout/files.ts
-// Reading and writing result files. download-artifact puts them either in
-// one directory (merge-multiple) or one directory per artifact, so the
-// reader searches the tree.
-
-
-
-async function writeResultFile(path, result) {
-    await (0,promises_.mkdir)((0,external_node_path_.dirname)(path), { recursive: true });
-    await (0,promises_.writeFile)(path, formatResult(result), { mode: 0o644 });
-}
-/** Every *.json below dir, in path order, so that reruns merge the same. */
-async function readResultDir(dir) {
-    let entries;
-    try {
-        entries = await (0,promises_.readdir)(dir, { recursive: true });
-    }
-    catch (error) {
-        if (error.code !== 'ENOENT')
-            throw error;
-        return {
-            results: [],
-            problems: [`Directory ${dir} does not exist, so no leg left a result.`]
-        };
-    }
-    const results = [];
-    const problems = [];
-    for (const name of entries.filter((e) => e.endsWith('.json')).sort()) {
-        const path = (0,external_node_path_.join)(dir, name);
-        try {
-            results.push(parseResult(await (0,promises_.readFile)(path, 'utf8'), (0,external_node_path_.relative)(dir, path)));
-        }
-        catch (error) {
-            const code = error.code;
-            // A directory that happens to end in .json is not a result.
-            if (code === 'EISDIR')
-                continue;
-            problems.push(error.message);
-        }
-    }
-    return { results, problems };
-}
-
 ;// CONCATENATED MODULE: ./src/report/report.ts
 // What a run tells the user: step outputs, the one-line summary Crabbox
 // prints, the lease-output file and the job summary.
@@ -84378,10 +84384,123 @@ async function writeJobSummary(s) {
     await summary.write();
 }
 
+;// CONCATENATED MODULE: ./src/fanout/result.ts
+// One leg's result file: what its run step ended with, in the same values
+// as the step's outputs. Matrix job outputs keep only one leg's values, so
+// each leg uploads this file and a final job merges them.
+
+const RESULT = object({
+    leg: schemas_string().min(1),
+    attempt: schemas_number().int().positive().nullable().optional(),
+    leaseId: schemas_string().nullable(),
+    slug: schemas_string().nullable(),
+    exitCode: schemas_number().int().nullable(),
+    syncMs: schemas_number().nullable(),
+    commandMs: schemas_number().nullable(),
+    kept: schemas_boolean().nullable(),
+    outcome: schemas_enum(['success', 'failure', 'cancelled']),
+    error: schemas_string().nullable().optional()
+});
+/**
+ * Builds a leg's result from its step outputs (name to value). A lease
+ * whose machine was never created (the create call was refused) is left
+ * out: its id would name nothing anyone could find.
+ */
+function resultFromOutputs(leg, attempt, outputs, outcome, error) {
+    const text = (name) => outputs[name] || null;
+    const number = (name) => {
+        const value = outputs[name];
+        return value !== undefined && /^-?\d+$/.test(value) ? Number(value) : null;
+    };
+    const kept = outputs.kept;
+    const created = Boolean(outputs['machine-id']);
+    return {
+        leg,
+        attempt,
+        leaseId: created ? text('lease-id') : null,
+        slug: created ? text('slug') : null,
+        exitCode: number('exit-code'),
+        syncMs: number('sync-ms'),
+        commandMs: number('command-ms'),
+        kept: kept === 'true' ? true : kept === 'false' ? false : null,
+        outcome,
+        error: error ?? null
+    };
+}
+function formatResult(result) {
+    return `${JSON.stringify(result, null, 2)}\n`;
+}
+/** Parses a result file; the message names the file and what is wrong. */
+function parseResult(text, source) {
+    let data;
+    try {
+        data = JSON.parse(text);
+    }
+    catch (error) {
+        throw new Error(`Result file ${source} is not JSON (${error.message}).`);
+    }
+    const parsed = RESULT.safeParse(data);
+    if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const field = issue?.path.join('.') || 'the top level';
+        throw new Error(`Result file ${source} is not a leg result: ${field}: ${issue?.message ?? 'invalid'}.`);
+    }
+    return {
+        ...parsed.data,
+        attempt: parsed.data.attempt ?? null,
+        error: parsed.data.error ?? null
+    };
+}
+
+;// CONCATENATED MODULE: ./src/fanout/files.ts
+// Reading and writing result files. download-artifact puts them either in
+// one directory (merge-multiple) or one directory per artifact, so the
+// reader searches the tree.
+
+
+
+async function writeResultFile(path, result) {
+    await (0,promises_.mkdir)((0,external_node_path_.dirname)(path), { recursive: true });
+    await (0,promises_.writeFile)(path, formatResult(result), { mode: 0o644 });
+}
+/** Every *.json below dir, in path order, so that reruns merge the same. */
+async function readResultDir(dir) {
+    let entries;
+    try {
+        entries = await (0,promises_.readdir)(dir, { recursive: true });
+    }
+    catch (error) {
+        if (error.code !== 'ENOENT')
+            throw error;
+        return {
+            results: [],
+            problems: [`Directory ${dir} does not exist, so no leg left a result.`]
+        };
+    }
+    const results = [];
+    const problems = [];
+    for (const name of entries.filter((e) => e.endsWith('.json')).sort()) {
+        const path = (0,external_node_path_.join)(dir, name);
+        try {
+            results.push(parseResult(await (0,promises_.readFile)(path, 'utf8'), (0,external_node_path_.relative)(dir, path)));
+        }
+        catch (error) {
+            const code = error.code;
+            // A directory that happens to end in .json is not a result.
+            if (code === 'EISDIR')
+                continue;
+            problems.push(error.message);
+        }
+    }
+    return { results, problems };
+}
+
 ;// CONCATENATED MODULE: ./src/fanout/record.ts
 // Writes a leg's result file when mode run ends, whether it succeeded,
 // failed or was cancelled: a failed step ends the job's normal steps, so
 // the file must exist before the step does for the upload to find it.
+
+
 
 
 
@@ -84395,34 +84514,54 @@ function recordingResult(mode) {
         if (!path)
             return mode(ctx);
         let failure;
+        let failed = false;
         try {
             await mode(ctx);
         }
         catch (error) {
             failure = error;
+            failed = true;
         }
         const outcome = ctx.signal.aborted
             ? 'cancelled'
-            : failure
+            : failed
                 ? 'failure'
                 : 'success';
-        const leg = ctx.inputs.leg ?? (0,external_node_path_.basename)(path).replace(/\.json$/i, '');
-        try {
-            const result = resultFromOutputs(leg, outputsSoFar(), outcome, failure && redact(failure.message));
-            await writeResultFile(path, result);
-            info(`result of leg ${leg} (${outcome}) written to ${path}`);
-        }
-        catch (error) {
-            const message = `Could not write the result file ${path}: ${error.message}`;
-            // The run's own error matters more; the merge reports the leg missing.
-            if (failure)
-                warning(message);
-            else
-                throw new Error(message);
-        }
-        if (failure)
+        // The same text the step fails with, hints included.
+        const error = failed ? redact(explain(failure)) : undefined;
+        await writeLegResult(path, ctx.inputs.leg, ctx.env, outcome, error);
+        if (failed)
             throw failure;
     };
+}
+/**
+ * Records a leg whose inputs were refused, so no mode ran. Only result-file
+ * and leg are read, leniently; it never throws, as the step fails anyway.
+ */
+async function recordInputFailure(message, env) {
+    const target = readResultTarget();
+    if (!target)
+        return;
+    await writeLegResult(target.path, target.leg, env, 'failure', message);
+}
+async function writeLegResult(path, legInput, env, outcome, error) {
+    const leg = legInput ?? (0,external_node_path_.basename)(path).replace(/\.json$/i, '');
+    const attempt = /^\d+$/.test(env.GITHUB_RUN_ATTEMPT?.trim() ?? '')
+        ? Number(env.GITHUB_RUN_ATTEMPT)
+        : null;
+    try {
+        const result = resultFromOutputs(leg, attempt, outputsSoFar(), outcome, error);
+        await writeResultFile(path, result);
+        info(`result of leg ${leg} (${outcome}) written to ${path}`);
+    }
+    catch (e) {
+        const message = `Could not write the result file ${path}: ${e.message}`;
+        // The run's own error matters more; the merge reports the leg missing.
+        if (error !== undefined)
+            warning(message);
+        else
+            throw new Error(message);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/modes/legs.ts
@@ -84430,18 +84569,23 @@ function recordingResult(mode) {
 
 
 /**
- * Prints the legs of a fan-out as a strategy.matrix value. It calls no API:
- * the legs were read and checked with the other inputs.
+ * Prints the legs of a fan-out as a strategy.matrix value, and the fan-out's
+ * key. It calls no API: the legs were read and checked with the other inputs.
  */
 function legsMode(ctx) {
     const legs = ctx.inputs.legs;
+    // A fresh key per fan-out, so that its cleanup and its artifacts cannot
+    // reach those of another fan-out or job in the same workflow run.
+    const key = newFanoutKey();
+    info(`fan-out key ${key}: new sandboxes' slugs start with ${fanoutSlugPrefix(key)}`);
     for (const leg of legs) {
         const fields = Object.entries(leg.fields)
             .map(([k, v]) => ` ${k}=${String(v)}`)
             .join('');
         info(`leg ${leg.index + 1}/${leg.total}: ${leg.name}${fields}`);
     }
-    report_setOutput('legs', JSON.stringify(toMatrix(legs)));
+    report_setOutput('key', key);
+    report_setOutput('legs', JSON.stringify(toMatrix(legs, key)));
     return Promise.resolve();
 }
 
@@ -84665,11 +84809,21 @@ async function listMode(ctx) {
 // expected legs come from the same list the matrix was made from: a leg
 // without a result (cancelled, or its runner died) counts as failed.
 
+/**
+ * Merges the results with the expected legs. "Re-run failed jobs" leaves
+ * the earlier attempt's result next to the new one, so per leg the highest
+ * attempt counts; results without an attempt count as attempt 0.
+ */
 function mergeResults(expected, results) {
     const byName = new Map();
     const duplicates = new Set();
     for (const result of results) {
-        if (byName.has(result.leg))
+        const earlier = byName.get(result.leg);
+        const attempt = result.attempt ?? 0;
+        const earlierAttempt = earlier?.attempt ?? 0;
+        if (earlier && attempt < earlierAttempt)
+            continue;
+        if (earlier && attempt === earlierAttempt)
             duplicates.add(result.leg);
         byName.set(result.leg, result);
     }
@@ -84679,6 +84833,7 @@ function mergeResults(expected, results) {
         if (!r) {
             return {
                 leg: leg.name,
+                attempt: null,
                 index: leg.index,
                 leaseId: null,
                 slug: null,
@@ -84701,16 +84856,20 @@ function mergeResults(expected, results) {
         duplicates: [...duplicates]
     };
 }
-/** One line such as "6 legs: 3 succeeded, 2 failed, 1 missing". */
+/** One line such as "6 legs: 2 succeeded, 2 failed, 1 cancelled, 1 missing". */
 function mergeHeadline(merged) {
     const count = (o) => merged.legs.filter((l) => l.outcome === o).length;
     const ok = merged.legs.length - merged.failed.length;
+    const cancelled = count('cancelled');
+    const missing = count('missing');
     const parts = [
         `${ok} succeeded`,
-        `${merged.failed.length - count('missing')} failed`
+        `${merged.failed.length - cancelled - missing} failed`
     ];
-    if (count('missing') > 0)
-        parts.push(`${count('missing')} missing`);
+    if (cancelled > 0)
+        parts.push(`${cancelled} cancelled`);
+    if (missing > 0)
+        parts.push(`${missing} missing`);
     const n = merged.legs.length;
     return `${n} leg${n === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }
@@ -84774,7 +84933,7 @@ async function mergeMode(ctx) {
         warning(`Results for legs that are not in the legs input were ignored: ${merged.unexpected.join(', ')}. Pass the legs output of mode legs to merge.`);
     }
     if (merged.duplicates.length > 0) {
-        warning(`More than one result for ${merged.duplicates.join(', ')}; the last file in path order counts.`);
+        warning(`More than one result of the same attempt for ${merged.duplicates.join(', ')}; the last file in path order counts.`);
     }
     const headline = mergeHeadline(merged);
     const table = markdownTable(merged);
@@ -86705,6 +86864,7 @@ async function statusMode(ctx) {
 
 
 
+
 /**
  * Deletes the sandboxes named by id, or those selected by workflow run
  * and age. A sandbox that is already gone counts as stopped.
@@ -86781,12 +86941,14 @@ async function named(ctx) {
     return out;
 }
 /**
- * Sandboxes matching stop-run and older-than. Only sandboxes made in a
- * workflow run (their slug carries the run marker) are ever selected, so
- * that a sweep cannot reach a developer's Crabbox lease; and a selection
- * without either criterion selects nothing rather than everything.
+ * Sandboxes matching stop-run, older-than and slug-prefix. Only sandboxes
+ * made in a workflow run (their slug carries the run marker) are ever
+ * selected, so that a sweep cannot reach a developer's Crabbox lease; and a
+ * selection without stop-run or older-than selects nothing rather than
+ * everything.
  */
-function selectEntries(entries, runId, olderThanMs, now) {
+function selectEntries(entries, selection, now) {
+    const { runId, olderThanMs, slugPrefix } = selection;
     if (runId === undefined && olderThanMs === undefined)
         return [];
     return entries.filter((e) => {
@@ -86799,13 +86961,19 @@ function selectEntries(entries, runId, olderThanMs, now) {
             if (Number.isNaN(created) || now - created < olderThanMs)
                 return false;
         }
+        // The prefix applies to the part the step asked for, before the
+        // collision suffix and run marker.
+        if (slugPrefix && !e.slug.replace(RUN_MARKER, '').startsWith(slugPrefix))
+            return false;
         return true;
     });
 }
 async function stop_select(ctx) {
     const sel = ctx.inputs.stopSelection;
+    if (!sel)
+        return [];
     const entries = toEntries(await ctx.client.listMachines());
-    const chosen = selectEntries(entries, sel?.runId, sel?.olderThanMs, Date.now());
+    const chosen = selectEntries(entries, sel, Date.now());
     info(`${chosen.length} of ${entries.length} sandboxes match the selection.`);
     return chosen;
 }
@@ -86874,27 +87042,6 @@ const main_run_MODES = {
 // After the runner's SIGINT it waits 7.5 s before SIGTERM and kills 2.5 s
 // later; main must have cleaned up and exited before that.
 const CANCEL_EXIT_MS = 6500;
-/** The error's message, with what to do about the API's refusals. */
-function explain(error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (error instanceof TransportError && !error.sent) {
-        return `${message}. Nothing answered there: check base-url (or CRABBOX_SMOLVM_BASE_URL).`;
-    }
-    if (!(error instanceof ApiError))
-        return message;
-    switch (error.status) {
-        case 401:
-            return `${message}. The API key was refused: check api-key (or ${KEY_VARIABLES.join(', ')}) and that the key is not revoked.`;
-        case 402:
-            return `${message}. The account cannot be billed: check the smol machines console.`;
-        case 403:
-            return `${message}. The API key lacks a permission this step needs: create a key with that scope.`;
-        case 422:
-            return `${message}. The API refused the request as it is; if it speaks of a quota, stop unused sandboxes (mode list, mode stop) or raise the quota.`;
-        default:
-            return message;
-    }
-}
 /** The main step: one mode, with cancellation turned into cleanup. */
 async function run() {
     const controller = new AbortController();
@@ -86916,7 +87063,12 @@ async function run() {
         await main_run_MODES[inputs.mode](ctx);
     }
     catch (error) {
-        setFailed(redact(explain(error)));
+        const message = redact(explain(error));
+        // Invalid inputs end the step before any mode runs; a fan-out leg must
+        // still leave a result, or the merge would report it missing.
+        if (!ctx)
+            await recordInputFailure(message, process.env);
+        setFailed(message);
     }
     finally {
         await ctx?.client.close();
@@ -86931,7 +87083,7 @@ async function run() {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3016);
+/* harmony import */ var _main_run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4667);
 
 await (0,_main_run_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
 // Sockets or timers of a cancelled request must not keep the step alive.

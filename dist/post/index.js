@@ -70559,12 +70559,31 @@ const SECRET_WORD = /^((API|ACCESS|PRIVATE|SECRET|SSH|DEPLOY|SIGNING|LICENSE)?KE
 // strategy.matrix value the fan-out workflow runs them with. A leg's name
 // also names its result file and artifact, so names are restricted to
 // characters that are safe in both.
+
+
 /** GitHub runs at most 256 jobs from one matrix. */
 const MAX_LEGS = 256;
 const LEG_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$/;
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 // The matrix adds these itself; a list that sets them would be ambiguous.
-const RESERVED = new Set(['index', 'total']);
+const RESERVED = new Set(['index', 'total', 'slug']);
+// The per-leg fields fanout.yml applies, each with its check. A problem
+// names the accepted form; undefined means the value is fine.
+const APPLIED = {
+    image: (v) => typeof v === 'string' && /^\S+$/.test(v)
+        ? undefined
+        : 'an image reference without spaces, such as "alpine:3.20"',
+    cpus: (v) => wholeNumber(v, 1, 64),
+    'memory-mb': (v) => wholeNumber(v, 128, 262144),
+    run: (v) => (typeof v === 'string' ? undefined : 'a script as a string'),
+    keep: (v) => (typeof v === 'boolean' ? undefined : 'true or false unquoted'),
+    'keep-on-failure': (v) => typeof v === 'boolean' ? undefined : 'true or false unquoted'
+};
+function wholeNumber(v, min, max) {
+    return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+        ? undefined
+        : `a whole number from ${min} to ${max}, unquoted`;
+}
 /**
  * Reads the legs from the raw `shards` and `legs` inputs; exactly one of
  * them must be set. Problems name the input and the accepted form.
@@ -70593,7 +70612,7 @@ function shardLegs(text) {
         total: n,
         fields: {}
     }));
-    return { legs, problems: [] };
+    return { legs, problems: [], warnings: [] };
 }
 /**
  * An explicit list: a JSON array of names or objects, the matrix that mode
@@ -70625,7 +70644,8 @@ function listLegs(text) {
             .filter((line) => line !== '' && !line.startsWith('#'));
     }
     const problems = [];
-    const named = items.map((item, i) => toLeg(item, i, problems));
+    const warnings = [];
+    const named = items.map((item, i) => toLeg(item, i, problems, warnings));
     const seen = new Map();
     for (const leg of named) {
         if (!leg)
@@ -70644,16 +70664,16 @@ function listLegs(text) {
         problems.push(`Input legs has ${items.length} legs; GitHub runs at most ${MAX_LEGS} jobs per matrix.`);
     }
     if (problems.length > 0)
-        return { legs: [], problems };
+        return { legs: [], problems, warnings };
     const total = items.length;
     const legs = named.map((leg, index) => ({
         ...leg,
         index,
         total
     }));
-    return { legs, problems };
+    return { legs, problems, warnings };
 }
-function toLeg(item, i, problems) {
+function toLeg(item, i, problems, warnings) {
     const where = `Input legs entry ${i + 1}`;
     if (typeof item === 'string') {
         return checkName(item, where, problems)
@@ -70674,19 +70694,28 @@ function toLeg(item, i, problems) {
         return undefined;
     const fields = {};
     for (const [key, value] of Object.entries(rest)) {
-        // The matrix output of mode legs carries index and total; they are
-        // recomputed from the position, so reading that output back is lossless.
+        // The matrix output of mode legs carries index, total and slug; they
+        // are recomputed, so reading that output back is lossless.
         if (RESERVED.has(key))
             continue;
         if (!FIELD_NAME.test(key)) {
             problems.push(`${where} ("${chosen}") has the field "${key}"; field names use letters, digits, _ and -.`);
+            continue;
         }
-        else if (!['string', 'number', 'boolean'].includes(typeof value)) {
+        if (!['string', 'number', 'boolean'].includes(typeof value)) {
             problems.push(`${where} ("${chosen}") field "${key}" is ${JSON.stringify(value)}; per-leg fields are strings, numbers or booleans.`);
+            continue;
         }
-        else {
-            fields[key] = value;
+        const check = APPLIED[key];
+        const accepted = check?.(value);
+        if (accepted) {
+            problems.push(`${where} ("${chosen}") field "${key}" is ${JSON.stringify(value)}; use ${accepted}.`);
+            continue;
         }
+        if (!check) {
+            warnings.push(`Leg "${chosen}" has the field "${key}", which the fan-out does not apply; the script sees it only in SMOLVM_LEG_JSON. Per-leg settings are ${Object.keys(APPLIED).join(', ')}.`);
+        }
+        fields[key] = value;
     }
     return { name: chosen, fields };
 }
@@ -70697,16 +70726,38 @@ function checkName(name, where, problems) {
     return false;
 }
 function fail(problem) {
-    return { legs: [], problems: [problem] };
+    return { legs: [], problems: [problem], warnings: [] };
+}
+/**
+ * A new fan-out key: six hex digits that set apart the slugs and artifacts
+ * of one fan-out from those of any other in the same workflow run.
+ */
+function newFanoutKey() {
+    return randomBytes(3).toString('hex');
+}
+/** What every slug of the fan-out's legs starts with. */
+function fanoutSlugPrefix(key) {
+    return `fo${key}-`;
+}
+/**
+ * The slug a leg asks for: the fan-out's prefix and the leg's name,
+ * normalised and cut to what a slug allows. Two long names may then ask
+ * for the same slug; the sandboxes still differ by their lease suffix.
+ */
+function legSlug(key, leg) {
+    return normalizeSlug(`${fanoutSlugPrefix(key)}${leg}`)
+        .slice(0, SLUG_MAX)
+        .replace(/-+$/, '');
 }
 /** The legs as the value of `strategy.matrix`. */
-function toMatrix(legs) {
+function toMatrix(legs, key) {
     return {
         include: legs.map((l) => ({
             ...l.fields,
             leg: l.name,
             index: l.index,
-            total: l.total
+            total: l.total,
+            slug: legSlug(key, l.name)
         }))
     };
 }
@@ -70793,6 +70844,17 @@ function readAllowCustomBaseUrl(env = process.env) {
     if (raw)
         return /^(true|1|yes|on)$/i.test(raw.trim());
     return /^(1|true|yes|on)$/i.test((env.CRABBOX_SMOLVM_ALLOW_CUSTOM_BASE_URL ?? '').trim());
+}
+/**
+ * Where mode run writes its leg's result, read without checking the other
+ * inputs: when they are refused, a fan-out leg must still leave a result.
+ */
+function readResultTarget() {
+    const mode = core.getInput('mode').trim() || 'run';
+    const path = core.getInput('result-file').trim();
+    if (mode !== 'run' || !path)
+        return undefined;
+    return { path, leg: core.getInput('leg').trim() || undefined };
 }
 function getInputs(env = process.env) {
     const problems = [];
@@ -71036,15 +71098,32 @@ class Reader {
     legs(mode) {
         if (!OFFLINE_MODES.has(mode))
             return [];
-        const { legs, problems } = readLegs(core.getInput('shards'), core.getInput('legs'));
+        const { legs, problems, warnings } = readLegs(core.getInput('shards'), core.getInput('legs'));
         this.problems.push(...problems);
+        // Merge reads the same legs back; once is enough.
+        if (mode === 'legs')
+            for (const w of warnings)
+                core.warning(w);
         return legs;
     }
     stopSelection(env) {
         const run = core.getInput('stop-run').trim();
         const age = core.getInput('older-than').trim();
-        if (!run && !age)
+        const prefix = core.getInput('slug-prefix').trim();
+        if (!run && !age) {
+            if (prefix) {
+                this.problems.push(`Input slug-prefix "${prefix}" narrows a selection; set stop-run or older-than too.`);
+            }
             return undefined;
+        }
+        let slugPrefix;
+        if (prefix) {
+            // Slugs are normalised to lowercase letters, digits and dashes.
+            if (/^[a-z0-9][a-z0-9-]*$/.test(prefix))
+                slugPrefix = prefix;
+            else
+                this.problems.push(`Input slug-prefix "${prefix}" must be lowercase letters, digits and dashes, starting with a letter or digit, as slugs are.`);
+        }
         let runId;
         if (run === 'current') {
             runId = env.GITHUB_RUN_ID;
@@ -71065,7 +71144,7 @@ class Reader {
                 this.problems.push(`Input older-than "${age}" is not a duration; use a number with s, m, h or d, such as 90m or 2h.`);
             }
         }
-        return { runId, olderThanMs };
+        return { runId, olderThanMs, slugPrefix };
     }
 }
 function parseDuration(text) {

@@ -3,6 +3,9 @@
 // also names its result file and artifact, so names are restricted to
 // characters that are safe in both.
 
+import { randomBytes } from 'node:crypto'
+import { SLUG_MAX, normalizeSlug } from '../lifecycle/names.js'
+
 /** A per-leg setting from an explicit list, such as an image or CPU count. */
 export type LegValue = string | number | boolean
 
@@ -21,6 +24,8 @@ export type MatrixEntry = Record<string, LegValue> & {
   leg: string
   index: number
   total: number
+  /** The slug of the leg's new sandbox, which starts with the fan-out key. */
+  slug: string
 }
 
 /** GitHub runs at most 256 jobs from one matrix. */
@@ -29,11 +34,38 @@ export const MAX_LEGS = 256
 const LEG_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$/
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/
 // The matrix adds these itself; a list that sets them would be ambiguous.
-const RESERVED = new Set(['index', 'total'])
+const RESERVED = new Set(['index', 'total', 'slug'])
+
+// The per-leg fields fanout.yml applies, each with its check. A problem
+// names the accepted form; undefined means the value is fine.
+const APPLIED: Record<string, (value: LegValue) => string | undefined> = {
+  image: (v) =>
+    typeof v === 'string' && /^\S+$/.test(v)
+      ? undefined
+      : 'an image reference without spaces, such as "alpine:3.20"',
+  cpus: (v) => wholeNumber(v, 1, 64),
+  'memory-mb': (v) => wholeNumber(v, 128, 262144),
+  run: (v) => (typeof v === 'string' ? undefined : 'a script as a string'),
+  keep: (v) => (typeof v === 'boolean' ? undefined : 'true or false unquoted'),
+  'keep-on-failure': (v) =>
+    typeof v === 'boolean' ? undefined : 'true or false unquoted'
+}
+
+function wholeNumber(
+  v: LegValue,
+  min: number,
+  max: number
+): string | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+    ? undefined
+    : `a whole number from ${min} to ${max}, unquoted`
+}
 
 export interface LegsReading {
   legs: Leg[]
   problems: string[]
+  /** Fields the fan-out does not apply; they only reach SMOLVM_LEG_JSON. */
+  warnings: string[]
 }
 
 /**
@@ -69,7 +101,7 @@ export function shardLegs(text: string): LegsReading {
     total: n,
     fields: {}
   }))
-  return { legs, problems: [] }
+  return { legs, problems: [], warnings: [] }
 }
 
 /**
@@ -103,7 +135,8 @@ export function listLegs(text: string): LegsReading {
   }
 
   const problems: string[] = []
-  const named = items.map((item, i) => toLeg(item, i, problems))
+  const warnings: string[] = []
+  const named = items.map((item, i) => toLeg(item, i, problems, warnings))
   const seen = new Map<string, string>()
   for (const leg of named) {
     if (!leg) continue
@@ -123,20 +156,21 @@ export function listLegs(text: string): LegsReading {
       `Input legs has ${items.length} legs; GitHub runs at most ${MAX_LEGS} jobs per matrix.`
     )
   }
-  if (problems.length > 0) return { legs: [], problems }
+  if (problems.length > 0) return { legs: [], problems, warnings }
   const total = items.length
   const legs = named.map((leg, index) => ({
     ...(leg as Omit<Leg, 'index' | 'total'>),
     index,
     total
   }))
-  return { legs, problems }
+  return { legs, problems, warnings }
 }
 
 function toLeg(
   item: unknown,
   i: number,
-  problems: string[]
+  problems: string[],
+  warnings: string[]
 ): Omit<Leg, 'index' | 'total'> | undefined {
   const where = `Input legs entry ${i + 1}`
   if (typeof item === 'string') {
@@ -161,20 +195,35 @@ function toLeg(
   if (!checkName(chosen, where, problems)) return undefined
   const fields: Record<string, LegValue> = {}
   for (const [key, value] of Object.entries(rest)) {
-    // The matrix output of mode legs carries index and total; they are
-    // recomputed from the position, so reading that output back is lossless.
+    // The matrix output of mode legs carries index, total and slug; they
+    // are recomputed, so reading that output back is lossless.
     if (RESERVED.has(key)) continue
     if (!FIELD_NAME.test(key)) {
       problems.push(
         `${where} ("${chosen}") has the field "${key}"; field names use letters, digits, _ and -.`
       )
-    } else if (!['string', 'number', 'boolean'].includes(typeof value)) {
+      continue
+    }
+    if (!['string', 'number', 'boolean'].includes(typeof value)) {
       problems.push(
         `${where} ("${chosen}") field "${key}" is ${JSON.stringify(value)}; per-leg fields are strings, numbers or booleans.`
       )
-    } else {
-      fields[key] = value as LegValue
+      continue
     }
+    const check = APPLIED[key]
+    const accepted = check?.(value as LegValue)
+    if (accepted) {
+      problems.push(
+        `${where} ("${chosen}") field "${key}" is ${JSON.stringify(value)}; use ${accepted}.`
+      )
+      continue
+    }
+    if (!check) {
+      warnings.push(
+        `Leg "${chosen}" has the field "${key}", which the fan-out does not apply; the script sees it only in SMOLVM_LEG_JSON. Per-leg settings are ${Object.keys(APPLIED).join(', ')}.`
+      )
+    }
+    fields[key] = value as LegValue
   }
   return { name: chosen, fields }
 }
@@ -188,17 +237,42 @@ function checkName(name: string, where: string, problems: string[]): boolean {
 }
 
 function fail(problem: string): LegsReading {
-  return { legs: [], problems: [problem] }
+  return { legs: [], problems: [problem], warnings: [] }
+}
+
+/**
+ * A new fan-out key: six hex digits that set apart the slugs and artifacts
+ * of one fan-out from those of any other in the same workflow run.
+ */
+export function newFanoutKey(): string {
+  return randomBytes(3).toString('hex')
+}
+
+/** What every slug of the fan-out's legs starts with. */
+export function fanoutSlugPrefix(key: string): string {
+  return `fo${key}-`
+}
+
+/**
+ * The slug a leg asks for: the fan-out's prefix and the leg's name,
+ * normalised and cut to what a slug allows. Two long names may then ask
+ * for the same slug; the sandboxes still differ by their lease suffix.
+ */
+export function legSlug(key: string, leg: string): string {
+  return normalizeSlug(`${fanoutSlugPrefix(key)}${leg}`)
+    .slice(0, SLUG_MAX)
+    .replace(/-+$/, '')
 }
 
 /** The legs as the value of `strategy.matrix`. */
-export function toMatrix(legs: Leg[]): { include: MatrixEntry[] } {
+export function toMatrix(legs: Leg[], key: string): { include: MatrixEntry[] } {
   return {
     include: legs.map((l) => ({
       ...l.fields,
       leg: l.name,
       index: l.index,
-      total: l.total
+      total: l.total,
+      slug: legSlug(key, l.name)
     }))
   }
 }

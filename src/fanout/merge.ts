@@ -20,15 +20,24 @@ export interface Merged {
   failed: string[]
   /** Results for legs that are not in the expected list. */
   unexpected: string[]
-  /** Legs with more than one result; the last one read counts. */
+  /** Legs with more than one result of one attempt; the last one read counts. */
   duplicates: string[]
 }
 
+/**
+ * Merges the results with the expected legs. "Re-run failed jobs" leaves
+ * the earlier attempt's result next to the new one, so per leg the highest
+ * attempt counts; results without an attempt count as attempt 0.
+ */
 export function mergeResults(expected: Leg[], results: LegResult[]): Merged {
   const byName = new Map<string, LegResult>()
   const duplicates = new Set<string>()
   for (const result of results) {
-    if (byName.has(result.leg)) duplicates.add(result.leg)
+    const earlier = byName.get(result.leg)
+    const attempt = result.attempt ?? 0
+    const earlierAttempt = earlier?.attempt ?? 0
+    if (earlier && attempt < earlierAttempt) continue
+    if (earlier && attempt === earlierAttempt) duplicates.add(result.leg)
     byName.set(result.leg, result)
   }
   const known = new Set(expected.map((l) => l.name))
@@ -37,6 +46,7 @@ export function mergeResults(expected: Leg[], results: LegResult[]): Merged {
     if (!r) {
       return {
         leg: leg.name,
+        attempt: null,
         index: leg.index,
         leaseId: null,
         slug: null,
@@ -62,16 +72,19 @@ export function mergeResults(expected: Leg[], results: LegResult[]): Merged {
   }
 }
 
-/** One line such as "6 legs: 3 succeeded, 2 failed, 1 missing". */
+/** One line such as "6 legs: 2 succeeded, 2 failed, 1 cancelled, 1 missing". */
 export function mergeHeadline(merged: Merged): string {
   const count = (o: MergedOutcome): number =>
     merged.legs.filter((l) => l.outcome === o).length
   const ok = merged.legs.length - merged.failed.length
+  const cancelled = count('cancelled')
+  const missing = count('missing')
   const parts = [
     `${ok} succeeded`,
-    `${merged.failed.length - count('missing')} failed`
+    `${merged.failed.length - cancelled - missing} failed`
   ]
-  if (count('missing') > 0) parts.push(`${count('missing')} missing`)
+  if (cancelled > 0) parts.push(`${cancelled} cancelled`)
+  if (missing > 0) parts.push(`${missing} missing`)
   const n = merged.legs.length
   return `${n} leg${n === 1 ? '' : 's'}: ${parts.join(', ')}`
 }

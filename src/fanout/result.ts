@@ -8,6 +8,8 @@ export type Outcome = 'success' | 'failure' | 'cancelled'
 
 export interface LegResult {
   leg: string
+  /** The workflow run attempt; a re-run's result replaces an earlier one. */
+  attempt: number | null
   leaseId: string | null
   slug: string | null
   exitCode: number | null
@@ -22,6 +24,7 @@ export interface LegResult {
 
 const RESULT = z.object({
   leg: z.string().min(1),
+  attempt: z.number().int().positive().nullable().optional(),
   leaseId: z.string().nullable(),
   slug: z.string().nullable(),
   exitCode: z.number().int().nullable(),
@@ -32,9 +35,14 @@ const RESULT = z.object({
   error: z.string().nullable().optional()
 })
 
-/** Builds a leg's result from its step outputs (name to value). */
+/**
+ * Builds a leg's result from its step outputs (name to value). A lease
+ * whose machine was never created (the create call was refused) is left
+ * out: its id would name nothing anyone could find.
+ */
 export function resultFromOutputs(
   leg: string,
+  attempt: number | null,
   outputs: Record<string, string>,
   outcome: Outcome,
   error: string | undefined
@@ -45,10 +53,12 @@ export function resultFromOutputs(
     return value !== undefined && /^-?\d+$/.test(value) ? Number(value) : null
   }
   const kept = outputs.kept
+  const created = Boolean(outputs['machine-id'])
   return {
     leg,
-    leaseId: text('lease-id'),
-    slug: text('slug'),
+    attempt,
+    leaseId: created ? text('lease-id') : null,
+    slug: created ? text('slug') : null,
     exitCode: number('exit-code'),
     syncMs: number('sync-ms'),
     commandMs: number('command-ms'),
@@ -80,5 +90,9 @@ export function parseResult(text: string, source: string): LegResult {
       `Result file ${source} is not a leg result: ${field}: ${issue?.message ?? 'invalid'}.`
     )
   }
-  return { ...parsed.data, error: parsed.data.error ?? null }
+  return {
+    ...parsed.data,
+    attempt: parsed.data.attempt ?? null,
+    error: parsed.data.error ?? null
+  }
 }

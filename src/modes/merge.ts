@@ -25,7 +25,7 @@ export async function mergeMode(ctx: Context): Promise<void> {
   }
   if (merged.duplicates.length > 0) {
     core.warning(
-      `More than one result for ${merged.duplicates.join(', ')}; the last file in path order counts.`
+      `More than one result of the same attempt for ${merged.duplicates.join(', ')}; the last file in path order counts.`
     )
   }
 

@@ -5,6 +5,8 @@ import { NotFoundError, resolveSandbox } from '../lifecycle/sandbox.js'
 import type { Sandbox } from '../lifecycle/sandbox.js'
 import { toEntries } from './list.js'
 import type { LeaseEntry } from './list.js'
+import { RUN_MARKER } from '../lifecycle/names.js'
+import type { StopSelection } from '../inputs.js'
 
 type Target = Pick<Sandbox, 'leaseId' | 'machineId' | 'slug'> & {
   createdAt?: string
@@ -97,17 +99,18 @@ async function named(
 }
 
 /**
- * Sandboxes matching stop-run and older-than. Only sandboxes made in a
- * workflow run (their slug carries the run marker) are ever selected, so
- * that a sweep cannot reach a developer's Crabbox lease; and a selection
- * without either criterion selects nothing rather than everything.
+ * Sandboxes matching stop-run, older-than and slug-prefix. Only sandboxes
+ * made in a workflow run (their slug carries the run marker) are ever
+ * selected, so that a sweep cannot reach a developer's Crabbox lease; and a
+ * selection without stop-run or older-than selects nothing rather than
+ * everything.
  */
 export function selectEntries(
   entries: LeaseEntry[],
-  runId: string | undefined,
-  olderThanMs: number | undefined,
+  selection: Partial<StopSelection>,
   now: number
 ): LeaseEntry[] {
+  const { runId, olderThanMs, slugPrefix } = selection
   if (runId === undefined && olderThanMs === undefined) return []
   return entries.filter((e) => {
     if (e.runId === undefined) return false
@@ -116,19 +119,19 @@ export function selectEntries(
       const created = e.createdAt ? Date.parse(e.createdAt) : NaN
       if (Number.isNaN(created) || now - created < olderThanMs) return false
     }
+    // The prefix applies to the part the step asked for, before the
+    // collision suffix and run marker.
+    if (slugPrefix && !e.slug.replace(RUN_MARKER, '').startsWith(slugPrefix))
+      return false
     return true
   })
 }
 
 async function select(ctx: Context): Promise<LeaseEntry[]> {
   const sel = ctx.inputs.stopSelection
+  if (!sel) return []
   const entries = toEntries(await ctx.client.listMachines())
-  const chosen = selectEntries(
-    entries,
-    sel?.runId,
-    sel?.olderThanMs,
-    Date.now()
-  )
+  const chosen = selectEntries(entries, sel, Date.now())
   core.info(
     `${chosen.length} of ${entries.length} sandboxes match the selection.`
   )
