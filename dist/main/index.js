@@ -86865,6 +86865,7 @@ async function statusMode(ctx) {
 
 
 
+
 /**
  * Deletes the sandboxes named by id, or those selected by workflow run
  * and age. A sandbox that is already gone counts as stopped.
@@ -86930,7 +86931,8 @@ async function named(ctx) {
             // A lease id or machine name we made is unique: not found means
             // gone. A slug or anything else may be a typo that leaves a sandbox
             // running, so that gets a warning.
-            if (/^(cbx_[0-9a-f]{12}|crabbox-.+-[0-9a-f]{12})$/i.test(id)) {
+            const lower = id.trim().toLowerCase();
+            if (LEASE_ID.test(lower) || MACHINE_NAME.test(lower)) {
                 info(`${id}: no such sandbox; it is already gone.`);
             }
             else {

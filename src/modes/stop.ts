@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { LEASE_ID, MACHINE_NAME } from '../lifecycle/names.js'
 import { setOutput } from '../report/report.js'
 import type { Context } from '../context.js'
 import { NotFoundError, resolveSandbox } from '../lifecycle/sandbox.js'
@@ -88,7 +89,8 @@ async function named(
       // A lease id or machine name we made is unique: not found means
       // gone. A slug or anything else may be a typo that leaves a sandbox
       // running, so that gets a warning.
-      if (/^(cbx_[0-9a-f]{12}|crabbox-.+-[0-9a-f]{12})$/i.test(id)) {
+      const lower = id.trim().toLowerCase()
+      if (LEASE_ID.test(lower) || MACHINE_NAME.test(lower)) {
         core.info(`${id}: no such sandbox; it is already gone.`)
       } else {
         core.warning(`${error.message} Nothing was stopped for it.`)
