@@ -281,6 +281,22 @@ function checkModeRules(i: Inputs, problems: string[]): void {
   }
 }
 
+// Inputs that only some modes read, with their action.yml default.
+const MODE_INPUTS: [string, Mode[], string | undefined][] = [
+  ['slug', ['warmup', 'run'], undefined],
+  ['keep', ['warmup', 'run'], undefined],
+  ['keep-on-failure', ['run'], 'false'],
+  ['ttl-minutes', ['warmup', 'run'], undefined],
+  ['sync-only', ['run'], 'false'],
+  ['force-sync-large', ['run'], 'false'],
+  ['exclude', ['run'], undefined],
+  ['env-forward', ['run'], undefined],
+  ['working-directory', ['run'], undefined],
+  ['lease-output', ['warmup', 'run'], undefined],
+  ['result-file', ['run'], undefined],
+  ['dry-run', ['stop'], 'false']
+]
+
 function warnIgnored(i: Inputs): void {
   if (i.mode !== 'run' && i.script.trim()) {
     core.warning(
@@ -292,10 +308,13 @@ function warnIgnored(i: Inputs): void {
       'Input run is ignored because sync-only is true; remove one of them.'
     )
   }
-  if (i.mode !== 'run' && i.resultFile) {
-    core.warning(
-      `Input result-file is ignored in mode ${i.mode}; only mode run writes a result file.`
-    )
+  for (const [name, modes, fallback] of MODE_INPUTS) {
+    const value = core.getInput(name)
+    if (value && value !== fallback && !modes.includes(i.mode)) {
+      core.warning(
+        `Input ${name} is ignored in mode ${i.mode}; it applies to mode ${modes.join(' and ')}. Remove it from this step.`
+      )
+    }
   }
   if (i.mode === 'warmup' && core.getInput('keep') === 'false') {
     core.warning(

@@ -24,7 +24,9 @@ function withInputs(
 afterEach(clearInputs)
 
 // The runner's add-mask and warning commands are not the point here.
-jest.spyOn(process.stdout, 'write').mockImplementation(() => true)
+const stdout = jest
+  .spyOn(process.stdout, 'write')
+  .mockImplementation(() => true)
 
 describe('valid inputs', () => {
   test('defaults for mode run', () => {
@@ -242,5 +244,31 @@ describe('bad inputs are refused with the input, the value and the fix', () => {
     expect(
       withInputs({ 'api-key': KEY, run: 'x', cpus: 'x', network: 'y' })
     ).toThrow(/The inputs have 2 problems/)
+  })
+})
+
+describe('inputs that the mode does not read are named in a warning', () => {
+  test.each([
+    ['list', { 'dry-run': 'true', keep: 'true' }, ['dry-run', 'keep']],
+    [
+      'stop',
+      { id: 'cbx_000000000000', 'env-forward': 'A', 'keep-on-failure': 'true' },
+      ['keep-on-failure', 'env-forward']
+    ],
+    ['run', { run: 'x', 'dry-run': 'true' }, ['dry-run']]
+  ])('mode %s', (mode, extra, ignored) => {
+    stdout.mockClear()
+    withInputs({ 'api-key': KEY, mode, ...extra })()
+    const warnings = stdout.mock.calls
+      .map((c) => String(c[0]))
+      .filter((l) => l.startsWith('::warning::'))
+    for (const name of ignored) {
+      expect(
+        warnings.some((w) =>
+          w.includes(`Input ${name} is ignored in mode ${mode}`)
+        )
+      ).toBe(true)
+    }
+    expect(warnings).toHaveLength(ignored.length)
   })
 })

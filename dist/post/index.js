@@ -70951,6 +70951,21 @@ function checkModeRules(i, problems) {
         problems.push('Inputs id and stop-run/older-than both select sandboxes to stop; use one of them.');
     }
 }
+// Inputs that only some modes read, with their action.yml default.
+const MODE_INPUTS = (/* unused pure expression or super */ null && ([
+    ['slug', ['warmup', 'run'], undefined],
+    ['keep', ['warmup', 'run'], undefined],
+    ['keep-on-failure', ['run'], 'false'],
+    ['ttl-minutes', ['warmup', 'run'], undefined],
+    ['sync-only', ['run'], 'false'],
+    ['force-sync-large', ['run'], 'false'],
+    ['exclude', ['run'], undefined],
+    ['env-forward', ['run'], undefined],
+    ['working-directory', ['run'], undefined],
+    ['lease-output', ['warmup', 'run'], undefined],
+    ['result-file', ['run'], undefined],
+    ['dry-run', ['stop'], 'false']
+]));
 function warnIgnored(i) {
     if (i.mode !== 'run' && i.script.trim()) {
         core.warning(`Input run is ignored in mode ${i.mode}; remove it or set mode: run.`);
@@ -70958,8 +70973,11 @@ function warnIgnored(i) {
     if (i.mode === 'run' && i.syncOnly && i.script.trim()) {
         core.warning('Input run is ignored because sync-only is true; remove one of them.');
     }
-    if (i.mode !== 'run' && i.resultFile) {
-        core.warning(`Input result-file is ignored in mode ${i.mode}; only mode run writes a result file.`);
+    for (const [name, modes, fallback] of MODE_INPUTS) {
+        const value = core.getInput(name);
+        if (value && value !== fallback && !modes.includes(i.mode)) {
+            core.warning(`Input ${name} is ignored in mode ${i.mode}; it applies to mode ${modes.join(' and ')}. Remove it from this step.`);
+        }
     }
     if (i.mode === 'warmup' && core.getInput('keep') === 'false') {
         core.warning('mode warmup always keeps the sandbox until mode stop deletes it; keep: false is ignored.');
