@@ -3,8 +3,23 @@ import { chmod, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 
+/** git with a fixed identity, and local submodules allowed. */
 export function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', args, { cwd, encoding: 'utf8' })
+  return execFileSync(
+    'git',
+    [
+      '-c',
+      'user.name=Sync Test',
+      '-c',
+      'user.email=sync@example.test',
+      '-c',
+      'protocol.file.allow=always',
+      '-c',
+      'init.defaultBranch=main',
+      ...args
+    ],
+    { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }
+  )
 }
 
 /** A scratch git repository with the given files committed. */
@@ -13,8 +28,6 @@ export async function makeRepo(
 ): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'smolvm-repo-'))
   git(dir, 'init', '-q', '-b', 'main')
-  git(dir, 'config', 'user.email', 'test@example.com')
-  git(dir, 'config', 'user.name', 'test')
   await writeFiles(dir, files)
   commitAll(dir)
   return dir

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { execFileSync } from 'node:child_process'
 import {
   chmodSync,
   mkdirSync,
@@ -19,29 +18,12 @@ import {
   type FileList,
   type SyncLog
 } from '../../src/sync/index.js'
+import { git } from '../helpers/repo.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'sync-list-'))
 afterAll(() => {
   rmSync(scratch, { recursive: true, force: true })
 })
-
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync(
-    'git',
-    [
-      '-c',
-      'user.name=Sync Test',
-      '-c',
-      'user.email=sync@example.test',
-      '-c',
-      'protocol.file.allow=always',
-      '-c',
-      'init.defaultBranch=main',
-      ...args
-    ],
-    { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }
-  )
-}
 
 function write(root: string, path: string, content = `${path}\n`): void {
   mkdirSync(dirname(join(root, path)), { recursive: true })

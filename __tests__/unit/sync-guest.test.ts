@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import {
   chmodSync,
@@ -29,6 +28,7 @@ import {
   createBusyboxGuest,
   type BusyboxGuest
 } from '../helpers/busybox-guest.js'
+import { git } from '../helpers/repo.js'
 
 const LIMIT = 128 * 1024
 const scratch = mkdtempSync(join(tmpdir(), 'sync-guest-'))
@@ -46,24 +46,6 @@ const quietLog: SyncLog = {
   info: () => undefined,
   warning: () => undefined,
   debug: () => undefined
-}
-
-function git(cwd: string, ...args: string[]): void {
-  execFileSync(
-    'git',
-    [
-      '-c',
-      'user.name=Sync Test',
-      '-c',
-      'user.email=sync@example.test',
-      '-c',
-      'protocol.file.allow=always',
-      '-c',
-      'init.defaultBranch=main',
-      ...args
-    ],
-    { cwd, stdio: 'ignore' }
-  )
 }
 
 function write(root: string, path: string, content: string | Buffer): void {
